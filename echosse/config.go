@@ -1,0 +1,162 @@
+package echosse
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config defines the config for the [Middleware]. The zero value of every
+// field means its default.
+type Config struct {
+	// Skipper defines a function to skip middleware.
+	// Optional. Default value middleware.DefaultSkipper.
+	Skipper middleware.Skipper
+
+	// MaxClients is the number of streams that may be open at once through
+	// this middleware, counted exactly. A request over it does not open a
+	// stream: [Open] returns an error matching [ErrTooManyClients], and the
+	// middleware answers it as Overflow says.
+	// Optional. Default value 10000.
+	MaxClients int
+
+	// PingInterval is how long a stream may stay idle before a heartbeat
+	// comment (": ping") is written, so that proxies and load balancers do
+	// not cut it; every event written restarts the wait. Many proxies cut
+	// connections idle for 60 seconds: behind one, use 30 seconds or less.
+	// A negative value turns heartbeats off.
+	// Optional. Default value 60 seconds.
+	PingInterval time.Duration
+
+	// CloseEvent is the type of the event written when the sender closes the
+	// stream's channel, just before the response ends. It carries an empty
+	// "data" line, so that a browser dispatches it to
+	// addEventListener(CloseEvent, ...).
+	// Optional. Default value "close".
+	CloseEvent string
+
+	// MatchQuery, when set, limits streams to requests whose query string has
+	// this key, whatever its value (as "/feed?sse"). For other requests [Open]
+	// returns an error matching [ErrNotRequested], and the handler can answer
+	// them as ordinary requests.
+	// Optional. Default value "" (any request may open a stream).
+	MatchQuery string
+
+	// BufferSize is the capacity of each stream's channel: how many events
+	// senders can queue before a send blocks. When several events are
+	// queued, the pump writes them all and flushes once.
+	// Optional. Default value 16.
+	BufferSize int
+
+	// WriteTimeout bounds every write and flush to a client. A client that
+	// stops reading is dropped once its connection's buffers are full and a
+	// write has waited this long; its stream ends with [ErrWriteTimeout].
+	// The http.Server's own WriteTimeout never cuts a stream: [Open] clears
+	// it. A negative value turns the timeout off.
+	// Optional. Default value 30 seconds.
+	WriteTimeout time.Duration
+
+	// Retry, when positive, is sent as the "retry" field when a stream opens:
+	// the delay a browser waits before it reconnects after the stream ends.
+	// Optional. Default value 0 (not sent; browsers wait about 3 seconds).
+	Retry time.Duration
+
+	// Overflow says how a request over MaxClients is answered.
+	// Optional. Default value OverflowRetry.
+	Overflow Overflow
+
+	// RetryAfter is the base delay after which a client refused over
+	// MaxClients should come back. Each answer adds a random jitter of up to
+	// the same delay again, so that refused clients do not all return at once.
+	// Optional. Default value 5 seconds.
+	RetryAfter time.Duration
+
+	// ErrorHandler is told about events that fail validation (the pump skips
+	// them and the stream goes on) and about streams that end because a
+	// write failed for a reason other than an ordinary disconnect, such as
+	// a write timeout. It runs on the stream's pump; c is valid during the
+	// call only.
+	// Optional. Default value: log the error with c.Logger().
+	ErrorHandler func(c echo.Context, err error)
+}
+
+// Overflow says how the middleware answers a request that would exceed
+// Config.MaxClients.
+type Overflow int
+
+const (
+	// OverflowRetry answers 200 with an event stream that holds only a
+	// "retry" field (RetryAfter plus jitter) and ends. A browser's
+	// EventSource comes back after that delay. This is the default, because
+	// a browser gives up for good on any status other than 200.
+	OverflowRetry Overflow = iota
+
+	// OverflowUnavailable answers 503 Service Unavailable with a Retry-After
+	// header (RetryAfter plus jitter, in whole seconds), through Echo's
+	// error handler. Use it for clients that honour Retry-After; a browser's
+	// EventSource does not reconnect after it.
+	OverflowUnavailable
+)
+
+// DefaultConfig is the default configuration of the [Middleware].
+var DefaultConfig = Config{
+	Skipper:      middleware.DefaultSkipper,
+	MaxClients:   10000,
+	PingInterval: 60 * time.Second,
+	CloseEvent:   "close",
+	BufferSize:   16,
+	WriteTimeout: 30 * time.Second,
+	Overflow:     OverflowRetry,
+	RetryAfter:   5 * time.Second,
+	ErrorHandler: logError,
+}
+
+func logError(c echo.Context, err error) { c.Logger().Error(err) }
+
+// withDefaults returns config with its zero fields filled from DefaultConfig,
+// or an error naming the first invalid field.
+func (config Config) withDefaults() (Config, error) {
+	switch {
+	case config.MaxClients < 0:
+		return config, errors.New("echosse: MaxClients must not be negative (0 means the default, 10000)")
+	case config.BufferSize < 0:
+		return config, errors.New("echosse: BufferSize must not be negative (0 means the default, 16)")
+	case config.Retry < 0:
+		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
+	case config.RetryAfter < 0:
+		return config, errors.New("echosse: RetryAfter must not be negative (0 means the default, 5s)")
+	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:
+		return config, errors.New("echosse: Overflow must be OverflowRetry or OverflowUnavailable")
+	case strings.ContainsAny(config.CloseEvent, "\r\n"):
+		return config, errors.New("echosse: CloseEvent must not contain CR or LF")
+	}
+	d := DefaultConfig
+	if config.Skipper == nil {
+		config.Skipper = d.Skipper
+	}
+	if config.MaxClients == 0 {
+		config.MaxClients = d.MaxClients
+	}
+	if config.PingInterval == 0 {
+		config.PingInterval = d.PingInterval
+	}
+	if config.CloseEvent == "" {
+		config.CloseEvent = d.CloseEvent
+	}
+	if config.BufferSize == 0 {
+		config.BufferSize = d.BufferSize
+	}
+	if config.WriteTimeout == 0 {
+		config.WriteTimeout = d.WriteTimeout
+	}
+	if config.RetryAfter == 0 {
+		config.RetryAfter = d.RetryAfter
+	}
+	if config.ErrorHandler == nil {
+		config.ErrorHandler = d.ErrorHandler
+	}
+	return config, nil
+}

@@ -1,0 +1,52 @@
+package echosse
+
+import "errors"
+
+// Errors [Open] returns, each inside an *echo.HTTPError whose status Echo's
+// error handler sends if the handler returns it. Match them with errors.Is.
+var (
+	// ErrNoMiddleware: Open was called for a request that did not pass
+	// through [Middleware], or that its Skipper skipped. Answered 500.
+	ErrNoMiddleware = errors.New("echosse: Open needs echosse.Middleware in front of the handler (missing, or skipped by its Skipper)")
+
+	// ErrNotRequested: Config.MatchQuery is set and the query string lacks
+	// it; handle the request as an ordinary one. Answered 400.
+	ErrNotRequested = errors.New("echosse: the request does not ask for an event stream")
+
+	// ErrTooManyClients: Config.MaxClients streams are open. The middleware
+	// answers as Config.Overflow says when the handler returns this error.
+	ErrTooManyClients = errors.New("echosse: too many clients")
+
+	// ErrFlushUnsupported: the response writer cannot flush, so events would
+	// not reach the client; a middleware in front wraps the writer without
+	// Flush or Unwrap. Answered 500, before any header is written.
+	ErrFlushUnsupported = errors.New("echosse: the response writer does not support flushing")
+
+	// ErrWriterWrapped: a middleware that runs after [Middleware] replaced
+	// the response writer (Echo's Gzip, say). It would finish the response
+	// when the handler returns, while the stream still writes. Register it
+	// before echosse.Middleware. Answered 500.
+	ErrWriterWrapped = errors.New("echosse: the response writer was wrapped by a middleware registered after echosse.Middleware; register it before")
+
+	// ErrCommitted: the response was already sent. Answered 500 (but Echo
+	// cannot send it any more).
+	ErrCommitted = errors.New("echosse: the response is already committed")
+)
+
+// Reasons a stream ends, returned by [Stream.Err] and set as the cause of
+// [Stream.Context] (see context.Cause). A handler's own error, returned after
+// it opened the stream, is a reason too.
+var (
+	// ErrClosed: the sender closed the channel; the close event was sent.
+	ErrClosed = errors.New("echosse: stream closed by the sender")
+
+	// ErrClientGone: the client disconnected or its connection broke.
+	ErrClientGone = errors.New("echosse: client gone")
+
+	// ErrWriteTimeout: a write to the client took longer than
+	// Config.WriteTimeout; the client has stopped reading.
+	ErrWriteTimeout = errors.New("echosse: write to client timed out")
+
+	// ErrHandlerPanicked: the handler panicked after it opened the stream.
+	ErrHandlerPanicked = errors.New("echosse: handler panicked")
+)

@@ -1,0 +1,359 @@
+package echosse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// A Stream is one client's open event stream. Values sent on C are written
+// to the client in order, each flushed at once; a stream ends when the
+// sender closes C (the client then receives the close event), when the
+// client goes away, when a write times out, or when the handler returns an
+// error.
+//
+// A Stream outlives its handler: business goroutines may keep it, and all
+// its methods are safe for concurrent use.
+type Stream struct {
+	// C takes the events to send. The sender owns it: it is the only one
+	// that closes it, once, to end the stream; the stream never closes it.
+	// A send blocks while the buffer (Config.BufferSize) is full, so a
+	// sender that may outlive the stream selects on Context().Done() too,
+	// or uses [Stream.Send].
+	C chan<- event.Event
+
+	ch          <-chan event.Event
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
+	lastEventID string
+	done        chan struct{}
+	err         error // why the stream ended; written before done is closed
+
+	// The pump's state, used by one goroutine at a time: the pump
+	// goroutine while the handler runs, the request goroutine after.
+	h       *hub
+	c       echo.Context
+	res     *echo.Response
+	rc      *http.ResponseController
+	timer   *time.Timer   // the heartbeat; nil when pings are off
+	handoff chan struct{} // closed when the handler has returned
+	parked  chan struct{} // closed when the pump goroutine has stopped
+	ended   bool          // the pump goroutine ended the stream
+}
+
+// LastEventIDQuery is the query parameter [Stream.LastEventID] falls back to
+// when a request has no Last-Event-ID header. A browser sends the header
+// only when it reconnects, so a page that wants to resume on its first
+// connection puts the ID in the URL: new EventSource("/events?lastEventID=42").
+const LastEventIDQuery = "lastEventID"
+
+// Open answers the request with an event stream and returns it. The client
+// receives the response headers and a first comment at once, so a browser's
+// EventSource fires "open" immediately.
+//
+// When no stream can be opened, Open returns an error the handler should
+// return, and writes nothing: an *echo.HTTPError wrapping one of
+// [ErrNotRequested], [ErrTooManyClients], [ErrFlushUnsupported],
+// [ErrWriterWrapped], [ErrNoMiddleware] or [ErrCommitted], which errors.Is
+// matches. A handler that serves ordinary requests too (see
+// Config.MatchQuery) checks errors.Is(err, echosse.ErrNotRequested).
+//
+// From Open on, c.Request().Context() is the stream's context, and the
+// stream owns the response: the handler must not write to it. Calling Open
+// again for the same request returns the same Stream.
+func Open(c echo.Context) (*Stream, error) {
+	if s, ok := c.Get(streamKey).(*Stream); ok {
+		return s, nil
+	}
+	h, ok := c.Get(hubKey).(*hub)
+	if !ok {
+		return nil, echo.NewHTTPError(http.StatusInternalServerError, ErrNoMiddleware.Error()).WithInternal(ErrNoMiddleware)
+	}
+	return h.open(c)
+}
+
+func (h *hub) open(c echo.Context) (*Stream, error) {
+	if q := h.cfg.MatchQuery; q != "" && !c.QueryParams().Has(q) {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s: query parameter %q missing", ErrNotRequested, q)).WithInternal(ErrNotRequested)
+	}
+	res := c.Response()
+	w := res.Writer
+	if w != c.Get(writerKey) {
+		return nil, httpError(http.StatusInternalServerError, ErrWriterWrapped)
+	}
+	if res.Committed {
+		return nil, httpError(http.StatusInternalServerError, ErrCommitted)
+	}
+	if !canFlush(w) {
+		return nil, echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("%s (%T)", ErrFlushUnsupported, w)).WithInternal(ErrFlushUnsupported)
+	}
+	if h.clients.Add(1) > int64(h.cfg.MaxClients) {
+		h.clients.Add(-1)
+		return nil, httpError(http.StatusServiceUnavailable, ErrTooManyClients)
+	}
+
+	req := c.Request()
+	ctx, cancel := context.WithCancelCause(req.Context())
+	c.SetRequest(req.WithContext(ctx))
+	ch := make(chan event.Event, h.cfg.BufferSize)
+	s := &Stream{
+		C:           ch,
+		ch:          ch,
+		ctx:         ctx,
+		cancel:      cancel,
+		lastEventID: lastEventID(req),
+		done:        make(chan struct{}),
+		h:           h,
+		c:           c,
+		res:         res,
+		rc:          http.NewResponseController(w),
+		handoff:     make(chan struct{}),
+		parked:      make(chan struct{}),
+	}
+	c.Set(streamKey, s)
+
+	// The server's WriteTimeout would cut the stream; per-write deadlines
+	// replace it. A writer that cannot set deadlines (a recorder) is fine.
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	setStreamHeaders(res.Header())
+	res.WriteHeader(http.StatusOK)
+	if err := s.write(h.openFrame); err != nil {
+		s.ended = true
+		s.finish(err)
+		close(s.parked)
+		return nil, err
+	}
+	if h.cfg.PingInterval > 0 {
+		s.timer = time.NewTimer(h.cfg.PingInterval)
+	}
+	go func() {
+		defer close(s.parked)
+		if err, handedOff := s.pump(s.handoff); !handedOff {
+			s.ended = true
+			s.finish(err)
+		}
+	}()
+	return s, nil
+}
+
+func httpError(code int, err error) *echo.HTTPError {
+	return echo.NewHTTPError(code, err.Error()).WithInternal(err)
+}
+
+// lastEventID returns the Last-Event-ID header, or the query fallback.
+func lastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get(LastEventIDQuery)
+}
+
+// canFlush reports whether w, or a writer it wraps, can flush. It walks the
+// chain as http.ResponseController does, without calling Flush, so a writer
+// that cannot flush is found before any header is written.
+func canFlush(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case *echo.Response: // its Flush panics when it cannot flush
+			w = t.Writer
+		case interface{ FlushError() error }, http.Flusher:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
+// Context returns the stream's context. It is cancelled when the stream
+// ends, and context.Cause then tells why (the same as [Stream.Err]). It is
+// also c.Request().Context() from [Open] on.
+func (s *Stream) Context() context.Context { return s.ctx }
+
+// LastEventID returns the ID of the last event the client saw, from the
+// Last-Event-ID header a browser sends when it reconnects, or else from the
+// [LastEventIDQuery] query parameter. It is "" on a first connection.
+func (s *Stream) LastEventID() string { return s.lastEventID }
+
+// Send sends ev on the stream's channel, waiting while the buffer is full.
+// It returns nil once ev is queued, or the reason the stream ended if it has
+// ended. Send must not be called after C is closed.
+func (s *Stream) Send(ev event.Event) error {
+	if s.ctx.Err() != nil {
+		return s.cause()
+	}
+	select {
+	case s.C <- ev:
+		return nil
+	case <-s.ctx.Done():
+		return s.cause()
+	}
+}
+
+// Done returns a channel that is closed when the stream has ended: the last
+// bytes are written, the client's slot is free, and the context is
+// cancelled.
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the stream is open, and after [Stream.Done] is
+// closed the reason it ended: [ErrClosed], [ErrClientGone],
+// [ErrWriteTimeout], [ErrHandlerPanicked], or the error the handler
+// returned.
+func (s *Stream) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// wait makes the request goroutine take over the pump once the handler has
+// returned, and returns when the stream has ended.
+func (s *Stream) wait() {
+	close(s.handoff)
+	<-s.parked
+	if !s.ended {
+		err, _ := s.pump(nil)
+		s.finish(err)
+	}
+}
+
+// pump writes what arrives on the channel until the stream ends, or until
+// handoff is closed; it returns why the stream ended, or handedOff.
+func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
+	var ping <-chan time.Time
+	if s.timer != nil {
+		ping = s.timer.C
+	}
+	for {
+		select {
+		case ev, ok := <-s.ch:
+			if err := s.batch(ev, ok); err != nil {
+				return err, false
+			}
+		case <-ping:
+			if err := s.write(s.h.pingFrame); err != nil {
+				return err, false
+			}
+		case <-s.ctx.Done():
+			return s.cause(), false
+		case <-handoff:
+			return nil, true
+		}
+	}
+}
+
+// maxBatch bounds how many bytes the pump gathers before it writes.
+const maxBatch = 32 << 10
+
+// batch encodes ev and whatever else is already queued, writes it all and
+// flushes once. After the channel is closed, it writes the close event and
+// returns ErrClosed.
+func (s *Stream) batch(ev event.Event, ok bool) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	closed := false
+	for {
+		if !ok {
+			buf = append(buf, s.h.closeFrame...)
+			closed = true
+			break
+		}
+		var err error
+		if buf, err = ev.AppendTo(buf); err != nil {
+			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
+		}
+		if len(buf) >= maxBatch {
+			break
+		}
+		select {
+		case ev, ok = <-s.ch:
+			continue
+		default:
+		}
+		break
+	}
+	var err error
+	if len(buf) > 0 {
+		err = s.write(buf)
+	}
+	if cap(buf) <= maxBatch*2 {
+		*bp = buf
+		bufPool.Put(bp)
+	}
+	if err == nil && closed {
+		err = ErrClosed
+	}
+	return err
+}
+
+// bufPool holds the buffers events are encoded into, so that an idle
+// stream holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// write writes b and flushes it within the write timeout, and restarts the
+// heartbeat wait.
+func (s *Stream) write(b []byte) error {
+	if wt := s.h.cfg.WriteTimeout; wt > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
+	}
+	_, err := s.res.Write(b)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if err != nil {
+		return s.writeError(err)
+	}
+	if s.timer != nil {
+		s.timer.Reset(s.h.cfg.PingInterval)
+	}
+	return nil
+}
+
+// writeError turns a failed write into the reason the stream ends, and
+// reports the ones that are not an ordinary disconnect.
+func (s *Stream) writeError(err error) error {
+	if s.ctx.Err() != nil {
+		return s.cause()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.h.cfg.ErrorHandler(s.c, fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.h.cfg.WriteTimeout, err))
+		return ErrWriteTimeout
+	}
+	return fmt.Errorf("%w: %w", ErrClientGone, err)
+}
+
+// cause returns why the stream's context is done.
+func (s *Stream) cause() error {
+	err := context.Cause(s.ctx)
+	if err == context.Canceled {
+		// Cancelled from outside: net/http does that when the client
+		// goes away.
+		return ErrClientGone
+	}
+	return err
+}
+
+// finish ends the stream: it frees the slot and cancels the context with
+// reason, and closes done.
+func (s *Stream) finish(reason error) {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	// Let net/http end the response without the last write deadline.
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	s.h.clients.Add(-1)
+	s.err = reason
+	s.cancel(reason)
+	close(s.done)
+}

@@ -1,0 +1,252 @@
+package event
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"time"
+	"unicode/utf8"
+)
+
+// A Decoder reads events from a stream the way a browser's EventSource does,
+// following the WHATWG HTML standard ("interpret an event stream"):
+//
+//   - one leading UTF-8 byte order mark is skipped, and bytes that are not
+//     UTF-8 become U+FFFD;
+//   - lines end at CRLF, LF or a lone CR;
+//   - lines starting with a colon are comments and are skipped;
+//   - a field's value loses exactly one leading space;
+//   - unknown fields, "id" values containing NUL, and "retry" values that are
+//     not all ASCII digits are ignored;
+//   - the last event ID carries over from one event to the next;
+//   - an event with no data lines is not dispatched, and neither is an event
+//     the stream ends before its empty line.
+//
+// A Decoder buffers its input, so it may read past the last event it returns.
+type Decoder struct {
+	r      *bufio.Reader
+	line   []byte
+	data   []byte
+	typ    []byte
+	lastID string
+	idBuf  []byte
+	retry  time.Duration
+	bom    bool // the start of the stream was checked for a BOM
+	skipLF bool // the last line ended with CR, so a LF next is part of it
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReader(r)}
+}
+
+// Decode returns the next event a client would dispatch, as that client would
+// see it: Type is "message" when the stream named none, Data is a string, ID
+// is the last event ID (which may come from an earlier event), and Retry is
+// the reconnection time the stream last set (zero if it set none). Comment is
+// always empty.
+//
+// At the end of the stream Decode returns io.EOF, and discards an event
+// whose empty line never came.
+func (d *Decoder) Decode() (Event, error) {
+	for {
+		line, err := d.readLine()
+		if err != nil {
+			// At the end of the stream, a line that never ended and
+			// the event it belongs to are dropped.
+			return Event{}, err
+		}
+		if len(line) > 0 {
+			d.field(line)
+			continue
+		}
+		// An empty line: dispatch.
+		d.lastID = string(d.idBuf)
+		if len(d.data) == 0 {
+			d.typ = d.typ[:0]
+			continue
+		}
+		ev := Event{ID: d.lastID, Type: "message", Retry: d.retry}
+		if len(d.typ) > 0 {
+			ev.Type = replaceInvalid(d.typ)
+		}
+		ev.Data = replaceInvalid(d.data[:len(d.data)-1])
+		d.data, d.typ = d.data[:0], d.typ[:0]
+		return ev, nil
+	}
+}
+
+// LastEventID returns the last event ID string, as a client would send it in
+// the Last-Event-ID header if it reconnected now.
+func (d *Decoder) LastEventID() string { return d.lastID }
+
+// Retry returns the reconnection time the stream last set, or zero.
+func (d *Decoder) Retry() time.Duration { return d.retry }
+
+// field processes one non-empty line.
+func (d *Decoder) field(line []byte) {
+	if line[0] == ':' {
+		return
+	}
+	name, value := line, []byte(nil)
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		name, value = line[:i], line[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(name) {
+	case "event":
+		d.typ = append(d.typ[:0], value...)
+	case "data":
+		d.data = append(d.data, value...)
+		d.data = append(d.data, '\n')
+	case "id":
+		if bytes.IndexByte(value, 0) < 0 {
+			d.idBuf = append(d.idBuf[:0], value...)
+			if !utf8.Valid(d.idBuf) {
+				d.idBuf = []byte(replaceInvalid(d.idBuf))
+			}
+		}
+	case "retry":
+		if ms, ok := parseDigits(value); ok {
+			d.retry = ms
+		}
+	}
+}
+
+// parseDigits parses a non-empty run of ASCII digits as milliseconds,
+// saturating instead of overflowing.
+func parseDigits(b []byte) (time.Duration, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	const max = int64(1<<63-1) / int64(time.Millisecond)
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n <= (max-9)/10 {
+			n = n*10 + int64(c-'0')
+		} else {
+			n = max
+		}
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// readLine returns the next line without its terminator. The slice is valid
+// until the next call. At the end of input it returns what is left of a
+// line that never ended, with io.EOF.
+func (d *Decoder) readLine() ([]byte, error) {
+	if !d.bom {
+		if err := d.skipBOM(); err != nil {
+			return nil, err
+		}
+	}
+	d.line = d.line[:0]
+	for {
+		buf, err := d.r.Peek(1)
+		if err != nil {
+			return d.line, err
+		}
+		buf, _ = d.r.Peek(d.r.Buffered())
+		if d.skipLF {
+			d.skipLF = false
+			if buf[0] == '\n' {
+				d.r.Discard(1)
+				continue
+			}
+		}
+		i := bytes.IndexAny(buf, "\r\n")
+		if i < 0 {
+			d.line = append(d.line, buf...)
+			d.r.Discard(len(buf))
+			continue
+		}
+		d.line = append(d.line, buf[:i]...)
+		d.skipLF = buf[i] == '\r'
+		d.r.Discard(i + 1)
+		return d.line, nil
+	}
+}
+
+// skipBOM drops one UTF-8 byte order mark at the start of the stream. It
+// peeks one byte at a time so it never waits for bytes a short stream lacks.
+func (d *Decoder) skipBOM() error {
+	bom := []byte{0xEF, 0xBB, 0xBF}
+	for n := 1; n <= len(bom); n++ {
+		b, err := d.r.Peek(n)
+		if err != nil {
+			if err == io.EOF && len(b) > 0 {
+				d.bom = true
+				return nil
+			}
+			return err
+		}
+		if b[n-1] != bom[n-1] {
+			d.bom = true
+			return nil
+		}
+	}
+	d.r.Discard(len(bom))
+	d.bom = true
+	return nil
+}
+
+// replaceInvalid returns b as a string, with each maximal invalid UTF-8
+// subsequence replaced by U+FFFD, as the WHATWG UTF-8 decoder does.
+func replaceInvalid(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r != utf8.RuneError || n > 1 {
+			out = append(out, b[:n]...)
+			b = b[n:]
+			continue
+		}
+		out = utf8.AppendRune(out, utf8.RuneError)
+		b = b[invalidPrefix(b):]
+	}
+	return string(out)
+}
+
+// invalidPrefix returns the length of the maximal subpart of an ill-formed
+// sequence at the start of b (at least 1): a lead byte followed by the
+// continuation bytes it accepts, before the one that breaks the sequence.
+func invalidPrefix(b []byte) int {
+	c := b[0]
+	var need int
+	lo, hi := byte(0x80), byte(0xBF)
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		need = 2
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1
+	}
+	n := 1
+	for ; n <= need && n < len(b); n++ {
+		if b[n] < lo || b[n] > hi {
+			break
+		}
+		lo, hi = 0x80, 0xBF
+	}
+	return n
+}
+
