@@ -47,6 +47,9 @@ var (
 	// Config.WriteTimeout; the client has stopped reading.
 	ErrWriteTimeout = errors.New("echosse: write to client timed out")
 
+	// ErrAborted: [Stream.Abort] was called with a nil cause.
+	ErrAborted = errors.New("echosse: stream aborted")
+
 	// ErrHandlerPanicked: the handler panicked after it opened the stream.
 	ErrHandlerPanicked = errors.New("echosse: handler panicked")
 )

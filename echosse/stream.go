@@ -174,9 +174,10 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 }
 
-// Context returns the stream's context. It is cancelled when the stream
-// ends, and context.Cause then tells why (the same as [Stream.Err]). It is
-// also c.Request().Context() from [Open] on.
+// Context returns the stream's context, which senders select on. It is
+// cancelled when the stream ends, or as soon as the client is gone. It is
+// also c.Request().Context() from [Open] on. [Stream.Err] tells why the
+// stream ended.
 func (s *Stream) Context() context.Context { return s.ctx }
 
 // LastEventID returns the ID of the last event the client saw, from the
@@ -199,6 +200,19 @@ func (s *Stream) Send(ev event.Event) error {
 	}
 }
 
+// Abort ends the stream at once with cause as its reason (if it has not
+// ended already), without the close event: events still queued are dropped,
+// and the client sees the response end. A browser's EventSource then
+// reconnects after its retry delay and sends the Last-Event-ID it last saw,
+// so a sender that can replay loses nothing. Use it to drop a client that
+// cannot keep up; close C instead to end the stream for good.
+func (s *Stream) Abort(cause error) {
+	if cause == nil {
+		cause = ErrAborted
+	}
+	s.cancel(cause)
+}
+
 // Done returns a channel that is closed when the stream has ended: the last
 // bytes are written, the client's slot is free, and the context is
 // cancelled.
@@ -206,8 +220,8 @@ func (s *Stream) Done() <-chan struct{} { return s.done }
 
 // Err returns nil while the stream is open, and after [Stream.Done] is
 // closed the reason it ended: [ErrClosed], [ErrClientGone],
-// [ErrWriteTimeout], [ErrHandlerPanicked], or the error the handler
-// returned.
+// [ErrWriteTimeout], [ErrHandlerPanicked], the cause given to
+// [Stream.Abort], or the error the handler returned.
 func (s *Stream) Err() error {
 	select {
 	case <-s.done:
@@ -323,12 +337,14 @@ func (s *Stream) write(b []byte) error {
 // writeError turns a failed write into the reason the stream ends, and
 // reports the ones that are not an ordinary disconnect.
 func (s *Stream) writeError(err error) error {
-	if s.ctx.Err() != nil {
-		return s.cause()
-	}
+	// Checked first: net/http cancels the request's context when a write
+	// to the connection fails, whatever the reason.
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		s.h.cfg.ErrorHandler(s.c, fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.h.cfg.WriteTimeout, err))
 		return ErrWriteTimeout
+	}
+	if s.ctx.Err() != nil {
+		return s.cause()
 	}
 	return fmt.Errorf("%w: %w", ErrClientGone, err)
 }

@@ -22,6 +22,9 @@ import (
 // json.RawMessage and dst has room; other Data values are marshalled with
 // encoding/json, which allocates.
 func (e Event) AppendTo(dst []byte) ([]byte, error) {
+	if e.wire != "" {
+		return append(dst, e.wire...), nil
+	}
 	start := len(dst)
 	var err error
 	if dst, err = e.appendTo(dst); err != nil {

@@ -39,6 +39,23 @@ type Event struct {
 	// Comment is written as comment lines, one per line of text. Clients
 	// ignore comments; they keep idle connections alive.
 	Comment string
+
+	wire string // the wire form, set by Prepare
+}
+
+// Prepare validates and encodes e once, and returns a copy of e that
+// carries its wire form: encoding the copy again ([Event.AppendTo],
+// [Event.WriteTo]) only copies those bytes. Use it for an event sent to many
+// streams. The copy's fields still read as e's, but changing them does not
+// change what is written; prepare the changed event again instead.
+func (e Event) Prepare() (Event, error) {
+	e.wire = ""
+	b, err := e.AppendTo(nil)
+	if err != nil {
+		return Event{}, err
+	}
+	e.wire = string(b)
+	return e, nil
 }
 
 // Reasons an [Event] is rejected, wrapped in a [*FieldError].

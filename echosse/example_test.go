@@ -1,0 +1,133 @@
+package echosse_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
+)
+
+// The handler opens a stream and leaves it to a goroutine, which sends on
+// the stream's channel and closes it to end the stream with the close event.
+func ExampleOpen() {
+	e := echo.New()
+	e.Use(middleware.Gzip()) // compression, if any, goes in front
+	e.Use(echosse.Middleware(echosse.Config{}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(s.C) // ends the stream with the close event
+			s.Send(event.Event{Data: "a notice"})
+			s.Send(event.Event{Type: "price", ID: "1", Data: map[string]float64{"ECHO": 17.5}})
+		}()
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	fmt.Print(string(b))
+	// Output:
+	// : ok
+	//
+	// data: a notice
+	//
+	// event: price
+	// id: 1
+	// data: {"ECHO":17.5}
+	//
+	// event: close
+	// data:
+}
+
+// With MatchQuery set, one route serves both a stream and an ordinary
+// answer: Open returns ErrNotRequested when the query key is missing.
+func ExampleConfig_matchQuery() {
+	e := echo.New()
+	e.Use(echosse.Middleware(echosse.Config{MatchQuery: "sse"}))
+	e.GET("/feed", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if errors.Is(err, echosse.ErrNotRequested) {
+			return c.String(http.StatusOK, "latest: 17.5\n")
+		}
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(s.C)
+			s.Send(event.Event{Data: "17.5"})
+		}()
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	for _, url := range []string{srv.URL + "/feed", srv.URL + "/feed?sse"} {
+		res, err := http.Get(url)
+		if err != nil {
+			panic(err)
+		}
+		d := event.NewDecoder(res.Body)
+		if res.Header.Get("Content-Type") != "text/event-stream" {
+			b, _ := io.ReadAll(res.Body)
+			fmt.Print("plain: ", string(b))
+		}
+		for {
+			ev, err := d.Decode()
+			if err != nil {
+				break
+			}
+			fmt.Printf("event %s: %q\n", ev.Type, ev.Data)
+		}
+		res.Body.Close()
+	}
+	// Output:
+	// plain: latest: 17.5
+	// event message: "17.5"
+	// event close: ""
+}
+
+// A handler that wants to know why its stream ended waits on Done.
+func ExampleStream_Err() {
+	ended := make(chan error, 1)
+	e := echo.New()
+	e.Use(echosse.Middleware(echosse.Config{}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		go func() {
+			<-s.Done()
+			ended <- s.Err()
+		}()
+		close(s.C)
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		panic(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	fmt.Println(<-ended)
+	// Output: echosse: stream closed by the sender
+}
