@@ -74,6 +74,16 @@ type Config struct {
 	// Optional. Default value 5 seconds.
 	RetryAfter time.Duration
 
+	// ShutdownRetry, when positive, changes what a stream sends when its
+	// server shuts down (e.Shutdown): instead of the close event, a "retry"
+	// field of this delay plus up to as much again of random jitter, and
+	// the response ends. A browser then reconnects, to another instance
+	// behind a load balancer, spread over that time instead of all at once.
+	// Either way Shutdown does not wait for streams: each ends at once, and
+	// the handler's [Stream.Err] is [ErrShutdown].
+	// Optional. Default value 0 (send the close event).
+	ShutdownRetry time.Duration
+
 	// ErrorHandler is told about events that fail validation (the pump skips
 	// them and the stream goes on) and about streams that end because a
 	// write failed for a reason other than an ordinary disconnect, such as
@@ -126,6 +136,8 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("echosse: BufferSize must not be negative (0 means the default, 16)")
 	case config.Retry < 0:
 		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
+	case config.ShutdownRetry < 0:
+		return config, errors.New("echosse: ShutdownRetry must not be negative (0 means send the close event)")
 	case config.RetryAfter < 0:
 		return config, errors.New("echosse: RetryAfter must not be negative (0 means the default, 5s)")
 	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:

@@ -47,6 +47,11 @@ var (
 	// Config.WriteTimeout; the client has stopped reading.
 	ErrWriteTimeout = errors.New("echosse: write to client timed out")
 
+	// ErrShutdown: the http.Server serving the stream is shutting down
+	// (e.Shutdown). The client received the close event, or the retry hint
+	// of Config.ShutdownRetry.
+	ErrShutdown = errors.New("echosse: server shutting down")
+
 	// ErrAborted: [Stream.Abort] was called with a nil cause.
 	ErrAborted = errors.New("echosse: stream aborted")
 

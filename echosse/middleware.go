@@ -82,6 +82,7 @@ type hub struct {
 	openFrame  []byte       // written when a stream opens
 	closeFrame []byte       // written when the sender closes its channel
 	pingFrame  []byte       // written when a stream has been idle
+	servers    servers      // open streams by server, for Shutdown
 }
 
 // serve runs the handler and, if it opened a stream, waits for the stream to
@@ -115,7 +116,7 @@ func (h *hub) serve(c echo.Context, next echo.HandlerFunc) (err error) {
 		s.cancel(err)
 	}
 	s.wait()
-	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClientGone) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClientGone) || errors.Is(err, ErrShutdown) {
 		return nil // an ordinary end, returned from Stream.Err
 	}
 	return err

@@ -47,6 +47,7 @@ type Stream struct {
 	handoff chan struct{} // closed when the handler has returned
 	parked  chan struct{} // closed when the pump goroutine has stopped
 	ended   bool          // the pump goroutine ended the stream
+	server  *serverStreams // the set this stream is in, if any
 }
 
 // LastEventIDQuery is the query parameter [Stream.LastEventID] falls back to
@@ -119,6 +120,7 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		parked:      make(chan struct{}),
 	}
 	c.Set(streamKey, s)
+	h.servers.track(s, req)
 
 	// The server's WriteTimeout would cut the stream; per-write deadlines
 	// replace it. A writer that cannot set deadlines (a recorder) is fine.
@@ -220,7 +222,7 @@ func (s *Stream) Done() <-chan struct{} { return s.done }
 
 // Err returns nil while the stream is open, and after [Stream.Done] is
 // closed the reason it ended: [ErrClosed], [ErrClientGone],
-// [ErrWriteTimeout], [ErrHandlerPanicked], the cause given to
+// [ErrWriteTimeout], [ErrShutdown], [ErrHandlerPanicked], the cause given to
 // [Stream.Abort], or the error the handler returned.
 func (s *Stream) Err() error {
 	select {
@@ -260,7 +262,15 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 				return err, false
 			}
 		case <-s.ctx.Done():
-			return s.cause(), false
+			err := s.cause()
+			if err == ErrShutdown {
+				// The server is shutting down, the client is not gone:
+				// tell it so before the response ends.
+				if werr := s.write(s.h.shutdownFrame()); werr != nil {
+					err = werr
+				}
+			}
+			return err, false
 		case <-handoff:
 			return nil, true
 		}
@@ -368,6 +378,7 @@ func (s *Stream) finish(reason error) {
 	}
 	// Let net/http end the response without the last write deadline.
 	_ = s.rc.SetWriteDeadline(time.Time{})
+	s.untrack()
 	s.h.clients.Add(-1)
 	s.err = reason
 	s.cancel(reason)

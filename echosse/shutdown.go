@@ -1,0 +1,89 @@
+package echosse
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"sync"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// servers tracks the open streams of each http.Server a middleware serves,
+// so that a server's Shutdown (e.Shutdown in Echo) ends them: an event
+// stream is never idle, and without this, Shutdown would wait for its
+// deadline and then cut every stream without a word.
+type servers struct {
+	mu  sync.Mutex
+	all map[*http.Server]*serverStreams
+}
+
+// serverStreams is the set of open streams of one server.
+type serverStreams struct {
+	mu      sync.Mutex
+	closing bool // the server is shutting down
+	streams map[*Stream]struct{}
+}
+
+// track adds s to the set of its server's streams, registering a shutdown
+// hook the first time it sees the server. A stream opened while its server
+// is shutting down ends at once. Requests served without an http.Server
+// in their context are not tracked.
+func (ss *servers) track(s *Stream, r *http.Request) {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return
+	}
+	ss.mu.Lock()
+	set := ss.all[srv]
+	if set == nil {
+		if ss.all == nil {
+			ss.all = make(map[*http.Server]*serverStreams)
+		}
+		set = &serverStreams{streams: make(map[*Stream]struct{})}
+		ss.all[srv] = set
+		srv.RegisterOnShutdown(set.shutdown)
+	}
+	ss.mu.Unlock()
+
+	set.mu.Lock()
+	closing := set.closing
+	if !closing {
+		set.streams[s] = struct{}{}
+		s.server = set
+	}
+	set.mu.Unlock()
+	if closing {
+		s.cancel(ErrShutdown)
+	}
+}
+
+// untrack removes s from its server's set.
+func (s *Stream) untrack() {
+	if set := s.server; set != nil {
+		set.mu.Lock()
+		delete(set.streams, s)
+		set.mu.Unlock()
+	}
+}
+
+// shutdown ends every stream of the server, each from its own pump, which
+// writes the shutdown frame and ends the response.
+func (set *serverStreams) shutdown() {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	set.closing = true
+	for s := range set.streams {
+		s.cancel(ErrShutdown)
+	}
+}
+
+// shutdownFrame returns what a stream writes when its server shuts down:
+// the close event, or a retry hint when Config.ShutdownRetry is set.
+func (h *hub) shutdownFrame() []byte {
+	d := h.cfg.ShutdownRetry
+	if d <= 0 {
+		return h.closeFrame
+	}
+	b, _ := event.Event{Comment: "server shutting down", Retry: d + rand.N(d+1)}.AppendTo(nil)
+	return b
+}
