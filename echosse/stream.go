@@ -43,10 +43,10 @@ type Stream struct {
 	c       echo.Context
 	res     *echo.Response
 	rc      *http.ResponseController
-	timer   *time.Timer   // the heartbeat; nil when pings are off
-	handoff chan struct{} // closed when the handler has returned
-	parked  chan struct{} // closed when the pump goroutine has stopped
-	ended   bool          // the pump goroutine ended the stream
+	timer   *time.Timer    // the heartbeat; nil when pings are off
+	handoff chan struct{}  // closed when the handler has returned
+	parked  chan struct{}  // closed when the pump goroutine has stopped
+	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
 }
 
