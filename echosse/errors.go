@@ -17,6 +17,14 @@ var (
 	// answers as Config.Overflow says when the handler returns this error.
 	ErrTooManyClients = errors.New("echosse: too many clients")
 
+	// ErrRequestBody: a GET or HEAD stream request carries a body.
+	// Answered 400.
+	ErrRequestBody = errors.New("echosse: a GET or HEAD stream request must not have a body")
+
+	// ErrBadLastEventID: the Last-Event-ID header (or query parameter) is
+	// longer than [MaxLastEventID] bytes or not UTF-8. Answered 400.
+	ErrBadLastEventID = errors.New("echosse: Last-Event-ID is too long or not UTF-8")
+
 	// ErrFlushUnsupported: the response writer cannot flush, so events would
 	// not reach the client; a middleware in front wraps the writer without
 	// Flush or Unwrap. Answered 500, before any header is written.

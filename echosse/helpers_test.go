@@ -2,6 +2,7 @@ package echosse_test
 
 import (
 	"bufio"
+	"context"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -148,3 +149,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// contextWithCancel returns a context cancelled by the returned function or
+// at the end of the test.
+func contextWithCancel(t *testing.T) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	return ctx, cancel
+}

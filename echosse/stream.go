@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,6 +51,11 @@ type Stream struct {
 	server  *serverStreams // the set this stream is in, if any
 }
 
+// MaxLastEventID is the longest Last-Event-ID (header or query) [Open]
+// accepts, in bytes; a longer one, or one that is not UTF-8, is answered
+// 400 with [ErrBadLastEventID].
+const MaxLastEventID = 1024
+
 // LastEventIDQuery is the query parameter [Stream.LastEventID] falls back to
 // when a request has no Last-Event-ID header. A browser sends the header
 // only when it reconnects, so a page that wants to resume on its first
@@ -62,10 +68,14 @@ const LastEventIDQuery = "lastEventID"
 //
 // When no stream can be opened, Open returns an error the handler should
 // return, and writes nothing: an *echo.HTTPError wrapping one of
-// [ErrNotRequested], [ErrTooManyClients], [ErrFlushUnsupported],
-// [ErrWriterWrapped], [ErrNoMiddleware] or [ErrCommitted], which errors.Is
-// matches. A handler that serves ordinary requests too (see
+// [ErrNotRequested], [ErrTooManyClients], [ErrRequestBody],
+// [ErrBadLastEventID], [ErrFlushUnsupported], [ErrWriterWrapped],
+// [ErrNoMiddleware] or [ErrCommitted], which errors.Is matches. A handler that serves ordinary requests too (see
 // Config.MatchQuery) checks errors.Is(err, echosse.ErrNotRequested).
+//
+// A HEAD request gets the stream's headers and nothing else: its stream has
+// ended when Open returns. A GET or HEAD request with a body is refused
+// ([ErrRequestBody]); a POST may stream once the handler has read its body.
 //
 // From Open on, c.Request().Context() is the stream's context, and the
 // stream owns the response: the handler must not write to it. Calling Open
@@ -85,6 +95,18 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 	if q := h.cfg.MatchQuery; q != "" && !c.QueryParams().Has(q) {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s: query parameter %q missing", ErrNotRequested, q)).WithInternal(ErrNotRequested)
 	}
+	req := c.Request()
+	if (req.Method == http.MethodGet || req.Method == http.MethodHead) && req.ContentLength != 0 {
+		// A body nobody reads would also keep net/http from noticing
+		// when the client goes away. Closing the connection after the
+		// answer keeps net/http from waiting for the rest of the body.
+		c.Response().Header().Set("Connection", "close")
+		return nil, httpError(http.StatusBadRequest, ErrRequestBody)
+	}
+	lastID := lastEventID(req)
+	if len(lastID) > MaxLastEventID || !utf8.ValidString(lastID) {
+		return nil, httpError(http.StatusBadRequest, ErrBadLastEventID)
+	}
 	res := c.Response()
 	w := res.Writer
 	if w != c.Get(writerKey) {
@@ -101,7 +123,6 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		return nil, httpError(http.StatusServiceUnavailable, ErrTooManyClients)
 	}
 
-	req := c.Request()
 	ctx, cancel := context.WithCancelCause(req.Context())
 	c.SetRequest(req.WithContext(ctx))
 	ch := make(chan event.Event, h.cfg.BufferSize)
@@ -110,7 +131,7 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		ch:          ch,
 		ctx:         ctx,
 		cancel:      cancel,
-		lastEventID: lastEventID(req),
+		lastEventID: lastID,
 		done:        make(chan struct{}),
 		h:           h,
 		c:           c,
@@ -132,6 +153,9 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		s.finish(err)
 		close(s.parked)
 		return nil, err
+	}
+	if req.Method == http.MethodHead {
+		s.cancel(ErrClosed) // the headers are the whole answer
 	}
 	if h.cfg.PingInterval > 0 {
 		s.timer = time.NewTimer(h.cfg.PingInterval)
