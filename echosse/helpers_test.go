@@ -2,8 +2,8 @@ package echosse_test
 
 import (
 	"bufio"
-	"context"
 	"compress/gzip"
+	"context"
 	"errors"
 	"io"
 	"net/http"
