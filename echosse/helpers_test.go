@@ -27,7 +27,9 @@ func newEcho() *echo.Echo {
 }
 
 // serve starts e on a real loopback server, torn down with the test.
-func serve(t *testing.T, e *echo.Echo) *httptest.Server {
+func serve(t *testing.T, e *echo.Echo) *httptest.Server { return newServer(t, e) }
+
+func newServer(t testing.TB, e *echo.Echo) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(e)
 	t.Cleanup(func() {

@@ -1,0 +1,65 @@
+//go:build !race
+
+// The race detector makes sync.Pool drop items at random, so allocation
+// counts only hold without it; scripts/test.sh runs this file in its pass
+// without -race.
+
+package echosse_test
+
+import (
+	"io"
+	"runtime"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
+)
+
+// TestAllocsNonePerEventInThePump sends events one at a time through a
+// real connection, each read by the client before the next is sent, and
+// counts the allocations of every goroutine meanwhile: the pump encodes,
+// writes and flushes each without allocating.
+func TestAllocsNonePerEventInThePump(t *testing.T) {
+	streams := make(chan *echosse.Stream, 1)
+	e := newEcho()
+	e.Use(echosse.Middleware(echosse.Config{}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		streams <- s
+		return nil
+	})
+	srv := newServer(t, e)
+	res := get(t, srv.URL+"/events")
+	s := <-streams
+	ev := event.Event{Type: "tick", ID: "1", Data: `{"symbol":"ECHO","price":17.25}`}
+	frame, _ := ev.AppendTo(nil)
+	buf := make([]byte, 4096)
+	io.ReadFull(res.Body, buf[:len(": ok\n\n")])
+	roundTrip := func() {
+		s.C <- ev
+		if _, err := io.ReadFull(res.Body, buf[:len(frame)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 1000 { // warm up: buffers, pools, stacks
+		roundTrip()
+	}
+	const n = 5000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		roundTrip()
+	}
+	runtime.ReadMemStats(&after)
+	close(s.C)
+	allocs := after.Mallocs - before.Mallocs
+	t.Logf("%d allocations for %d events", allocs, n)
+	if allocs > n/1000 {
+		t.Fatalf("got %d allocations for %d events, want none per event", allocs, n)
+	}
+}
