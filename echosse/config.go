@@ -84,6 +84,24 @@ type Config struct {
 	// Optional. Default value 0 (send the close event).
 	ShutdownRetry time.Duration
 
+	// Compress turns on the stream's own gzip compression for clients that
+	// accept it. A compressed stream holds a deflate compressor (about
+	// 1 MB) only while it is busy: once idle for CompressIdle it keeps just
+	// the last 4 KB of what it sent and gives the compressor back, so that
+	// an idle compressed stream costs a few KB instead of the compressor
+	// Echo's Gzip middleware pins for the response's whole life. Do not put
+	// Echo's Gzip in front of stream routes as well (skip them with
+	// GzipConfig.Skipper): [Open] fails with [ErrDoubleCompression].
+	// Optional. Default value false.
+	Compress bool
+
+	// CompressIdle is how long a compressed stream keeps its compressor
+	// after its last event. A stream that gets events more often keeps it;
+	// the first event after a longer pause costs a compressor reset (tens
+	// of microseconds).
+	// Optional. Default value 1 second.
+	CompressIdle time.Duration
+
 	// ErrorHandler is told about events that fail validation (the pump skips
 	// them and the stream goes on) and about streams that end because a
 	// write failed for a reason other than an ordinary disconnect, such as
@@ -121,6 +139,7 @@ var DefaultConfig = Config{
 	WriteTimeout: 30 * time.Second,
 	Overflow:     OverflowRetry,
 	RetryAfter:   5 * time.Second,
+	CompressIdle: time.Second,
 	ErrorHandler: logError,
 }
 
@@ -138,6 +157,8 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
 	case config.ShutdownRetry < 0:
 		return config, errors.New("echosse: ShutdownRetry must not be negative (0 means send the close event)")
+	case config.CompressIdle < 0:
+		return config, errors.New("echosse: CompressIdle must not be negative (0 means the default, 1s)")
 	case config.RetryAfter < 0:
 		return config, errors.New("echosse: RetryAfter must not be negative (0 means the default, 5s)")
 	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:
@@ -166,6 +187,9 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.RetryAfter == 0 {
 		config.RetryAfter = d.RetryAfter
+	}
+	if config.CompressIdle == 0 {
+		config.CompressIdle = d.CompressIdle
 	}
 	if config.ErrorHandler == nil {
 		config.ErrorHandler = d.ErrorHandler

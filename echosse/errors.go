@@ -36,6 +36,12 @@ var (
 	// before echosse.Middleware. Answered 500.
 	ErrWriterWrapped = errors.New("echosse: the response writer was wrapped by a middleware registered after echosse.Middleware; register it before")
 
+	// ErrDoubleCompression: Config.Compress is on and Echo's Gzip middleware
+	// (or another compressor) is in front of the stream route: the stream
+	// would be compressed twice. Skip stream routes in the Gzip middleware
+	// (GzipConfig.Skipper) or turn Compress off. Answered 500.
+	ErrDoubleCompression = errors.New("echosse: Config.Compress is on and a compression middleware (Echo's Gzip) is in front of this stream route; skip the route in that middleware or turn Compress off")
+
 	// ErrCommitted: the response was already sent. Answered 500 (but Echo
 	// cannot send it any more).
 	ErrCommitted = errors.New("echosse: the response is already committed")

@@ -148,7 +148,8 @@ func setStreamHeaders(h http.Header) {
 
 // Header values, allocated once and shared read-only.
 var (
-	contentType = []string{"text/event-stream"}
-	noCache     = []string{"no-cache"}
-	accelNo     = []string{"no"}
+	contentType  = []string{"text/event-stream"}
+	noCache      = []string{"no-cache"}
+	accelNo      = []string{"no"}
+	gzipEncoding = []string{"gzip"}
 )

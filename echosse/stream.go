@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -44,7 +45,9 @@ type Stream struct {
 	c       echo.Context
 	res     *echo.Response
 	rc      *http.ResponseController
-	timer   *time.Timer    // the heartbeat; nil when pings are off
+	timer   *time.Timer    // heartbeat and compressor release; nil when neither is on
+	release bool           // the timer is set to release the compressor
+	gz      *gzipStream    // nil unless the stream compresses
 	handoff chan struct{}  // closed when the handler has returned
 	parked  chan struct{}  // closed when the pump goroutine has stopped
 	ended   bool           // the pump goroutine ended the stream
@@ -115,6 +118,10 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 	if res.Committed {
 		return nil, httpError(http.StatusInternalServerError, ErrCommitted)
 	}
+	gz := h.cfg.Compress && acceptsGzip(req.Header.Get("Accept-Encoding"))
+	if gz && compressedInFront(w) {
+		return nil, httpError(http.StatusInternalServerError, ErrDoubleCompression)
+	}
 	if !canFlush(w) {
 		return nil, echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("%s (%T)", ErrFlushUnsupported, w)).WithInternal(ErrFlushUnsupported)
 	}
@@ -140,25 +147,30 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		handoff:     make(chan struct{}),
 		parked:      make(chan struct{}),
 	}
-	c.Set(streamKey, s)
 	h.servers.track(s, req)
+	if h.cfg.PingInterval > 0 || gz {
+		s.timer = time.NewTimer(h.cfg.PingInterval)
+		if h.cfg.PingInterval <= 0 {
+			s.timer.Stop()
+		}
+	}
 
 	// The server's WriteTimeout would cut the stream; per-write deadlines
 	// replace it. A writer that cannot set deadlines (a recorder) is fine.
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	setStreamHeaders(res.Header())
+	if gz {
+		s.gz = &gzipStream{w: res}
+		res.Header()["Content-Encoding"] = gzipEncoding
+		res.Header().Add("Vary", "Accept-Encoding")
+	}
 	res.WriteHeader(http.StatusOK)
-	if err := s.write(h.openFrame); err != nil {
-		s.ended = true
+	if err := s.writeControl(h.openFrame); err != nil {
 		s.finish(err)
-		close(s.parked)
 		return nil, err
 	}
 	if req.Method == http.MethodHead {
 		s.cancel(ErrClosed) // the headers are the whole answer
-	}
-	if h.cfg.PingInterval > 0 {
-		s.timer = time.NewTimer(h.cfg.PingInterval)
 	}
 	go func() {
 		defer close(s.parked)
@@ -167,6 +179,8 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 			s.finish(err)
 		}
 	}()
+	// From here on the middleware waits for the stream to end.
+	c.Set(streamKey, s)
 	return s, nil
 }
 
@@ -282,7 +296,11 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 				return err, false
 			}
 		case <-ping:
-			if err := s.write(s.h.pingFrame); err != nil {
+			if s.release {
+				s.idle()
+				continue
+			}
+			if err := s.writeControl(s.h.pingFrame); err != nil {
 				return err, false
 			}
 		case <-s.ctx.Done():
@@ -290,7 +308,7 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 			if err == ErrShutdown {
 				// The server is shutting down, the client is not gone:
 				// tell it so before the response ends.
-				if werr := s.write(s.h.shutdownFrame()); werr != nil {
+				if werr := s.writeControl(s.h.shutdownFrame()); werr != nil {
 					err = werr
 				}
 			}
@@ -349,23 +367,52 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 // stream holds none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// write writes b and flushes it within the write timeout, and restarts the
-// heartbeat wait.
-func (s *Stream) write(b []byte) error {
+// write writes b and flushes it within the write timeout, compressed if
+// the stream compresses, and restarts the heartbeat wait.
+func (s *Stream) write(b []byte) error { return s.output(b, true) }
+
+// writeControl is write for the library's own short frames (the opening
+// comment, heartbeats): on a compressed stream they go out as they are, so
+// an idle stream needs no compressor for them.
+func (s *Stream) writeControl(b []byte) error { return s.output(b, false) }
+
+func (s *Stream) output(b []byte, compress bool) error {
 	if wt := s.h.cfg.WriteTimeout; wt > 0 {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
 	}
-	_, err := s.res.Write(b)
+	var err error
+	switch {
+	case s.gz == nil:
+		_, err = s.res.Write(b)
+	case compress:
+		err = s.gz.write(b)
+	default:
+		err = s.gz.writeStored(b)
+	}
 	if err == nil {
 		err = s.rc.Flush()
 	}
 	if err != nil {
 		return s.writeError(err)
 	}
-	if s.timer != nil {
+	switch {
+	case s.gz != nil && s.gz.fw != nil:
+		s.release = true
+		s.timer.Reset(s.h.cfg.CompressIdle)
+	case s.h.cfg.PingInterval > 0:
 		s.timer.Reset(s.h.cfg.PingInterval)
 	}
 	return nil
+}
+
+// idle gives the stream's compressor back after it has been idle for
+// Config.CompressIdle, and waits for the rest of the heartbeat interval.
+func (s *Stream) idle() {
+	s.release = false
+	s.gz.idle()
+	if pi := s.h.cfg.PingInterval; pi > 0 {
+		s.timer.Reset(max(pi-s.h.cfg.CompressIdle, 0))
+	}
 }
 
 // writeError turns a failed write into the reason the stream ends, and
@@ -400,6 +447,9 @@ func (s *Stream) finish(reason error) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if s.gz != nil {
+		s.endGzip(reason)
+	}
 	// Let net/http end the response without the last write deadline.
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	s.untrack()
@@ -407,4 +457,39 @@ func (s *Stream) finish(reason error) {
 	s.err = reason
 	s.cancel(reason)
 	close(s.done)
+}
+
+// endGzip ends a compressed response with the gzip trailer, unless writing
+// has failed, and gives the compressor back.
+func (s *Stream) endGzip(reason error) {
+	if errors.Is(reason, ErrClientGone) || errors.Is(reason, ErrWriteTimeout) || s.ctx.Err() != nil && s.cause() == ErrClientGone {
+		s.gz.idle()
+		return
+	}
+	if wt := s.h.cfg.WriteTimeout; wt > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
+	}
+	if s.gz.close() == nil {
+		_ = s.rc.Flush()
+	}
+}
+
+// compressedInFront reports whether Echo's Gzip middleware (or another
+// that already set Content-Encoding) compresses the response.
+func compressedInFront(w http.ResponseWriter) bool {
+	if w.Header().Get("Content-Encoding") != "" {
+		return true
+	}
+	for w != nil {
+		t := reflect.TypeOf(w)
+		if t.Kind() == reflect.Pointer && t.Elem().Name() == "gzipResponseWriter" && t.Elem().PkgPath() == "github.com/labstack/echo/v4/middleware" {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
 }

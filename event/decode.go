@@ -249,4 +249,3 @@ func invalidPrefix(b []byte) int {
 	}
 	return n
 }
-

@@ -1,0 +1,150 @@
+package echosse
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+// checkGzip checks that out is a whole gzip stream of want, and that every
+// prefix of it that ends at a flush point decodes to the plaintext written
+// up to there.
+func checkGzip(t *testing.T, out []byte, want []byte, flushes []int, plains []int) {
+	t.Helper()
+	for i, end := range flushes {
+		if end == 0 {
+			continue // nothing written yet, not even the header
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(out[:end]))
+		if err != nil {
+			t.Fatalf("flush %d: %v", i, err)
+		}
+		got := make([]byte, plains[i])
+		if _, err := io.ReadFull(zr, got); err != nil {
+			t.Fatalf("flush %d: decoding the first %d bytes: %v", i, plains[i], err)
+		}
+		if !bytes.Equal(got, want[:plains[i]]) {
+			t.Fatalf("flush %d: got %q, want %q", i, got, want[:plains[i]])
+		}
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("decoding the whole stream: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d:\n%q\n%q", len(got), len(want), got, want)
+	}
+}
+
+// runOps drives a gzipStream from ops: each op writes an event, a stored
+// frame, or lets the stream go idle.
+func runOps(t *testing.T, ops []byte, payload func(i int) []byte) {
+	t.Helper()
+	var out, plain bytes.Buffer
+	g := &gzipStream{w: &out}
+	var flushes, plains []int
+	for i, op := range ops {
+		var err error
+		switch op % 4 {
+		case 0, 1:
+			p := payload(i)
+			plain.Write(p)
+			err = g.write(p)
+		case 2:
+			p := []byte(": ping\n\n")
+			plain.Write(p)
+			err = g.writeStored(p)
+		case 3:
+			g.idle()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		flushes = append(flushes, out.Len())
+		plains = append(plains, plain.Len())
+	}
+	if err := g.close(); err != nil {
+		t.Fatal(err)
+	}
+	if g.fw != nil {
+		t.Fatal("compressor kept after close")
+	}
+	checkGzip(t, out.Bytes(), plain.Bytes(), flushes, plains)
+}
+
+func jsonEvent(r *rand.Rand, i int) []byte {
+	syms := []string{"ECHO", "GOPH", "SSE", "HTTP", "KOA"}
+	return fmt.Appendf(nil, "id: %d\nevent: tick\ndata: {\"symbol\":%q,\"price\":%.2f,\"volume\":%d}\n\n",
+		i, syms[r.IntN(len(syms))], 10+r.Float64()*90, r.IntN(100000))
+}
+
+func TestGzipStreamStitchesCompressors(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 20 {
+		ops := make([]byte, 1+r.IntN(200))
+		for i := range ops {
+			ops[i] = byte(r.IntN(4))
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			runOps(t, ops, func(i int) []byte {
+				if r.IntN(20) == 0 { // now and then a large event
+					return bytes.Repeat(jsonEvent(r, i), 100+r.IntN(500))
+				}
+				return jsonEvent(r, i)
+			})
+		})
+	}
+	if n := compressorsInUse.Load(); n != 0 {
+		t.Fatalf("%d compressors still in use", n)
+	}
+}
+
+func TestGzipStreamEmptyAndIdleOnly(t *testing.T) {
+	runOps(t, nil, nil)
+	runOps(t, []byte{3, 2, 3, 2}, nil)
+}
+
+func FuzzGzipStream(f *testing.F) {
+	f.Add([]byte{0, 0, 3, 0, 2, 3, 1}, []byte("data: {\"a\":1}\n\n"))
+	f.Add([]byte{2, 2, 2}, []byte{})
+	f.Add([]byte{0, 3, 0, 3, 0}, bytes.Repeat([]byte("x"), 70000))
+	f.Fuzz(func(t *testing.T, ops []byte, data []byte) {
+		if len(ops) > 64 {
+			ops = ops[:64]
+		}
+		runOps(t, ops, func(i int) []byte {
+			// Vary the payload with i so the dictionary matters.
+			return append(fmt.Appendf(nil, "id: %d\n", i), data...)
+		})
+	})
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for _, tt := range []struct {
+		give string
+		want bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"gzip, deflate, br", true},
+		{"br;q=1.0, gzip;q=0.8", true},
+		{"GZIP", true},
+		{"x-gzip", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.000, br", false},
+		{"deflate, br", false},
+		{"identity", false},
+		{"gzipx", false},
+	} {
+		if got := acceptsGzip(tt.give); got != tt.want {
+			t.Errorf("acceptsGzip(%q): got %v, want %v", tt.give, got, tt.want)
+		}
+	}
+}
