@@ -306,7 +306,7 @@ func TestStalledClientsAreDroppedWithBoundedMemory(t *testing.T) {
 func TestHTTP2(t *testing.T) {
 	for _, tlsOn := range []bool{true, false} {
 		t.Run(map[bool]string{true: "tls", false: "h2c"}[tlsOn], func(t *testing.T) {
-			acks := make(chan struct{}, 16)
+			acks := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
 			var conns atomic.Int64
 			e := newEcho()
 			e.Use(echosse.Middleware(echosse.Config{}))
@@ -314,6 +314,8 @@ func TestHTTP2(t *testing.T) {
 				if c.Request().ProtoMajor != 2 {
 					return fmt.Errorf("got HTTP/%d, want HTTP/2", c.Request().ProtoMajor)
 				}
+				var n int
+				fmt.Sscan(c.QueryParam("n"), &n)
 				s, err := echosse.Open(c)
 				if err != nil {
 					return err
@@ -325,7 +327,7 @@ func TestHTTP2(t *testing.T) {
 							return
 						}
 						select {
-						case <-acks:
+						case <-acks[n]:
 						case <-s.Context().Done():
 							return
 						}
@@ -363,8 +365,8 @@ func TestHTTP2(t *testing.T) {
 				cancel func()
 			}
 			var streams []stream
-			for range 3 {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/events", nil)
+			for n := range 3 {
+				req, _ := http.NewRequest(http.MethodGet, fmt.Sprint(srv.URL, "/events?n=", n), nil)
 				ctx, cancel := contextWithCancel(t)
 				res, err := hc.Do(req.WithContext(ctx))
 				if err != nil {
@@ -377,17 +379,17 @@ func TestHTTP2(t *testing.T) {
 				t.Cleanup(func() { res.Body.Close() })
 			}
 			for i := range 3 {
-				for _, s := range streams {
+				for n, s := range streams {
 					expectEvent(t, s.dec, "message", fmt.Sprint("tick ", i))
-					acks <- struct{}{}
+					acks[n] <- struct{}{}
 				}
 			}
 			// Reset the first stream; the others go on.
 			streams[0].cancel()
 			for i := 3; i < 6; i++ {
-				for _, s := range streams[1:] {
-					expectEvent(t, s.dec, "message", fmt.Sprint("tick ", i))
-					acks <- struct{}{}
+				for n := 1; n < len(streams); n++ {
+					expectEvent(t, streams[n].dec, "message", fmt.Sprint("tick ", i))
+					acks[n] <- struct{}{}
 				}
 			}
 			if n := conns.Load(); n != 1 {
@@ -406,4 +408,44 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 		tc.SetWriteBuffer(8 << 10)
 	}
 	return c, err
+}
+
+// TestHTTP2IdleStreamOutlivesWriteTimeout: over HTTP/2 a write deadline
+// left set would reset an idle stream when it passes.
+func TestHTTP2IdleStreamOutlivesWriteTimeout(t *testing.T) {
+	e := newEcho()
+	e.Use(echosse.Middleware(echosse.Config{WriteTimeout: 100 * time.Millisecond, PingInterval: -1}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(s.C)
+			s.Send(event.Event{Data: "before"})
+			time.Sleep(500 * time.Millisecond) // idle for five write timeouts
+			s.Send(event.Event{Data: "after"})
+		}()
+		return nil
+	})
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	res, err := (&http.Client{Transport: tr}).Get(srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("got %s, want HTTP/2", res.Proto)
+	}
+	d := event.NewDecoder(res.Body)
+	expectEvent(t, d, "message", "before")
+	expectEvent(t, d, "message", "after")
+	expectEvent(t, d, "close", "")
 }

@@ -48,6 +48,7 @@ type Stream struct {
 	timer   *time.Timer    // heartbeat and compressor release; nil when neither is on
 	release bool           // the timer is set to release the compressor
 	gz      *gzipStream    // nil unless the stream compresses
+	h2      bool           // the request came over HTTP/2
 	handoff chan struct{}  // closed when the handler has returned
 	parked  chan struct{}  // closed when the pump goroutine has stopped
 	ended   bool           // the pump goroutine ended the stream
@@ -146,6 +147,7 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		rc:          http.NewResponseController(w),
 		handoff:     make(chan struct{}),
 		parked:      make(chan struct{}),
+		h2:          req.ProtoMajor >= 2,
 	}
 	h.servers.track(s, req)
 	if h.cfg.PingInterval > 0 || gz {
@@ -394,6 +396,13 @@ func (s *Stream) output(b []byte, compress bool) error {
 	}
 	if err != nil {
 		return s.writeError(err)
+	}
+	if s.h2 && s.h.cfg.WriteTimeout > 0 {
+		// Over HTTP/2 a write deadline is a timer that resets the
+		// stream when it fires, even with no write under way: clear it
+		// so that an idle stream lives. Over HTTP/1 it only bounds
+		// writes, and the next write sets a new one.
+		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
 	switch {
 	case s.gz != nil && s.gz.fw != nil:
