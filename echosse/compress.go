@@ -31,8 +31,8 @@ const (
 	// about as well as compress/gzip's default level, and faster.
 	compressLevel = 7
 
-	// dictSize is how much plaintext an idle stream keeps as the next
-	// compressor's dictionary.
+	// dictSize is how much plaintext (at least) an idle stream keeps as
+	// the next compressor's dictionary.
 	dictSize = 4 << 10
 
 	// maxIdleCompressors bounds the free list of compressors kept for
@@ -87,8 +87,9 @@ type gzipStream struct {
 	fw   *flate.Writer // nil while idle
 	crc  uint32
 	size uint32 // length of the plaintext, modulo 2^32, as gzip wants
-	// tail holds the latest plaintext, at least the last dictSize bytes
-	// of it once that much was written; up to twice that while busy.
+	// tail holds the latest plaintext: at least the last dictSize bytes
+	// once that much was written, at most twice that, in a buffer that
+	// never grows.
 	tail   []byte
 	header bool // the gzip header was written
 }
@@ -100,7 +101,11 @@ func (g *gzipStream) write(p []byte) error {
 		return err
 	}
 	if g.fw == nil {
-		g.fw = getCompressor(g.w, g.tail)
+		dict := g.tail
+		if len(dict) > dictSize {
+			dict = dict[len(dict)-dictSize:]
+		}
+		g.fw = getCompressor(g.w, dict)
 	}
 	if _, err := g.fw.Write(p); err != nil {
 		return err
@@ -148,6 +153,9 @@ func (g *gzipStream) start() error {
 func (g *gzipStream) account(p []byte) {
 	g.crc = crc32.Update(g.crc, crc32.IEEETable, p)
 	g.size += uint32(len(p))
+	if g.tail == nil {
+		g.tail = make([]byte, 0, 2*dictSize) // never grows
+	}
 	if len(p) >= dictSize {
 		g.tail = append(g.tail[:0], p[len(p)-dictSize:]...)
 		return
@@ -159,17 +167,14 @@ func (g *gzipStream) account(p []byte) {
 	g.tail = append(g.tail, p...)
 }
 
-// idle gives the compressor back and trims the tail to the dictionary, so
-// that an idle stream holds a few KB.
+// idle gives the compressor back, so that an idle stream holds only its
+// tail (8 KB at most).
 func (g *gzipStream) idle() {
 	if g.fw == nil {
 		return
 	}
 	putCompressor(g.fw)
 	g.fw = nil
-	if len(g.tail) > dictSize {
-		g.tail = append([]byte(nil), g.tail[len(g.tail)-dictSize:]...)
-	}
 }
 
 // close ends the deflate stream and writes the gzip trailer.

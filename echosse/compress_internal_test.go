@@ -148,3 +148,62 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 	}
 }
+
+// countWriter counts what is written to it.
+type countWriter struct{ n int }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// BenchmarkCompress compares, per ~110-byte JSON event flushed on its own:
+// compress/gzip at its default level (what Echo's Gzip middleware uses), a
+// compressed stream that stays busy, and one whose every event comes after
+// an idle spell (the compressor reset with the saved dictionary).
+func BenchmarkCompress(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	evs := make([][]byte, 4096)
+	raw := 0
+	for i := range evs {
+		evs[i] = jsonEvent(r, i)
+		raw += len(evs[i])
+	}
+	avg := float64(raw) / float64(len(evs))
+	report := func(b *testing.B, out *countWriter, n int) {
+		b.ReportMetric(float64(out.n)/(avg*float64(n)), "wire/raw")
+	}
+	b.Run("echo-gzip", func(b *testing.B) {
+		out := &countWriter{}
+		zw, _ := gzip.NewWriterLevel(out, gzip.DefaultCompression)
+		n := 0
+		for b.Loop() {
+			zw.Write(evs[n%len(evs)])
+			zw.Flush()
+			n++
+		}
+		report(b, out, n)
+	})
+	b.Run("stream-busy", func(b *testing.B) {
+		out := &countWriter{}
+		g := &gzipStream{w: out}
+		n := 0
+		for b.Loop() {
+			g.write(evs[n%len(evs)])
+			n++
+		}
+		b.StopTimer()
+		g.close()
+		report(b, out, n)
+	})
+	b.Run("stream-after-idle", func(b *testing.B) {
+		out := &countWriter{}
+		g := &gzipStream{w: out}
+		n := 0
+		for b.Loop() {
+			g.idle()
+			g.write(evs[n%len(evs)])
+			n++
+		}
+		b.StopTimer()
+		g.close()
+		report(b, out, n)
+	})
+}
