@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// A Message is an event as a [Backend] stored it.
+type Message struct {
+	// Topic is the topic the event was published on.
+	Topic string
+
+	// Seq is the message's position in the backend's single order of all
+	// messages, across topics and across every process sharing the
+	// backend: the n-th message published has a greater Seq than every
+	// earlier one. Several processes must agree on it.
+	Seq uint64
+
+	// Time is when the message was stored; the history's age limit is
+	// measured from it.
+	Time time.Time
+
+	// Event is the event, with its ID set (the one clients send back in
+	// Last-Event-ID) and prepared ([event.Event.Prepare]), so that sending
+	// it to a stream only copies bytes.
+	Event event.Event
+}
+
+// A Backend stores events and their history, and delivers every event
+// published on it to the broker it serves. [Broker] keeps the subscribers
+// and the fan-out to them; a backend knows nothing of streams. The default
+// one keeps the history in memory; a distributed one (Redis Streams, say:
+// XADD with MAXLEN or MINID to publish and trim, XRANGE to replay, a
+// blocking XREAD loop for the live tail) lets several processes share
+// topics without touching handlers.
+//
+// IDs must name the same message in every process. A Redis backend can,
+// for example, take Seq from an INCR run in the same script as the XADD,
+// store it in the entry and use it in decimal as the event's ID; its Replay
+// then reads each topic's stream with XRANGE and merges them by Seq.
+//
+// A Broker calls Start once, from [New], then the other methods from any
+// goroutine, and Close once, last.
+type Backend interface {
+	// Start makes the backend call deliver for every message published on
+	// it from now on, by this process or any other: one call at a time, in
+	// Seq order, each message once. It returns the Seq of the last message
+	// published before delivery starts (any value less than every Seq to
+	// come if there is none).
+	Start(deliver func(Message)) (last uint64, err error)
+
+	// Publish stores ev as the next message of topic and returns it. When
+	// ev.ID is empty the backend assigns an ID that names the message's
+	// position; otherwise it keeps ev.ID. It returns an
+	// [*event.FieldError] for an event that cannot be encoded, and
+	// [ErrClosed] after Close.
+	Publish(ctx context.Context, topic string, ev event.Event) (Message, error)
+
+	// Replay returns, in Seq order, the messages of topics published after
+	// the one whose ID is lastEventID, up to and including the one whose
+	// Seq is upTo. It returns an error wrapping [ErrGap] when it cannot
+	// return all of them: the history of one of the topics was trimmed
+	// after lastEventID, or lastEventID names no message it knows of
+	// (malformed, or after upTo). lastEventID is never empty. The caller
+	// owns the returned slice.
+	Replay(ctx context.Context, topics []string, lastEventID string, upTo uint64) ([]Message, error)
+
+	// Trim drops from the history what its limits no longer allow. A
+	// backend may trim as it publishes; the Broker also calls Trim
+	// periodically, so that topics nobody publishes on any more shrink too.
+	Trim(ctx context.Context) error
+
+	// Close stops delivery and releases the backend's resources. Once it
+	// has returned, deliver is not called any more.
+	Close() error
+}

@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// benchEvent is a typical small event: a JSON price tick.
+var benchEvent = event.Event{Type: "tick", Data: `{"symbol":"ECHO","price":17.25}`}
+
+// benchSubscribers subscribes n fake streams to topic. Their channels are
+// what Publish sends on; nothing reads them until drainAll.
+func benchSubscribers(b testing.TB, br *Broker, n, buffer int, topic string) []*fakeStream {
+	fs := make([]*fakeStream, n)
+	for i := range fs {
+		fs[i] = newFake(b, buffer, "")
+		if err := fs[i].subscribe(br, topic); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return fs
+}
+
+func drainAll(fs []*fakeStream) {
+	for _, f := range fs {
+		for len(f.ch) > 0 {
+			<-f.ch
+		}
+	}
+}
+
+// BenchmarkPublish publishes one event to a topic with n subscribers. The
+// subscribers are fake streams (a channel, a context), so the figures are
+// the broker's own cost: encoding once, storing in the history, and one
+// non-blocking channel send per subscriber. The buffers are emptied, off
+// the clock, every 16 events.
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run("subs="+strconv.Itoa(n), func(b *testing.B) {
+			br, _ := newBroker(b, Config{})
+			const buffer = 16
+			fs := benchSubscribers(b, br, n, buffer, "prices")
+			benchSubscribers(b, br, 10, buffer, "other") // not touched
+			ctx := context.Background()
+			runtime.GC() // not the setup's garbage on the clock
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%buffer == buffer-1 {
+					b.StopTimer()
+					drainAll(fs)
+					b.StartTimer()
+				}
+				if _, err := br.Publish(ctx, "prices", benchEvent); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sub")
+			if st := br.Stats(); st.SlowClients != 0 {
+				b.Fatalf("%d slow clients", st.SlowClients)
+			}
+		})
+	}
+}
+
+// BenchmarkReplay1000 subscribes a stream that reconnects 1000 events
+// behind: the history is read and 1000 events are sent to its buffer.
+func BenchmarkReplay1000(b *testing.B) {
+	br, _ := newBroker(b, Config{})
+	ctx := context.Background()
+	first, err := br.Publish(ctx, "prices", benchEvent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 1000 {
+		if _, err := br.Publish(ctx, "prices", benchEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		f := newFake(b, 2048, first) // half empty after the replay: Subscribe returns at once
+		b.StartTimer()
+		if err := f.subscribe(br, "prices"); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if len(f.ch) != 1000 {
+			b.Fatalf("replayed %d events", len(f.ch))
+		}
+		f.cancel(nil)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+}
+
+// TestPublishAllocsPerSubscriber holds the zero allocations per subscriber
+// per publish: publishing to 1000 subscribers allocates no more than
+// publishing to one.
+func TestPublishAllocsPerSubscriber(t *testing.T) {
+	if testing.Short() {
+		t.Skip("counts allocations")
+	}
+	allocs := func(n int) float64 {
+		br, _ := newBroker(t, Config{HistorySize: 10})
+		benchSubscribers(t, br, n, 128, "prices")
+		for range 20 { // the history reaches its size
+			br.Publish(context.Background(), "prices", benchEvent)
+		}
+		return testing.AllocsPerRun(100, func() {
+			br.Publish(context.Background(), "prices", benchEvent)
+		})
+	}
+	one, many := allocs(1), allocs(1000)
+	if many > one {
+		t.Fatalf("%v allocations per publish to 1000 subscribers, %v to one", many, one)
+	}
+	t.Logf("%v allocations per publish, whatever the number of subscribers", one)
+}
+
+// BenchmarkSubscribe subscribes an idle stream to one topic, with no
+// replay: B/op is about what the broker holds per idle subscriber.
+func BenchmarkSubscribe(b *testing.B) {
+	br, _ := newBroker(b, Config{})
+	fs := make([]*fakeStream, 0, 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(fs) {
+		b.StopTimer()
+		for _, f := range fs {
+			f.cancel(nil)
+		}
+		for br.Stats().Subscribers > 0 {
+			runtime.Gosched()
+		}
+		fs = fs[:0]
+		for range min(cap(fs), b.N-n) {
+			fs = append(fs, newFake(b, 1, ""))
+		}
+		b.StartTimer()
+		for _, f := range fs {
+			if err := f.subscribe(br, "prices"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

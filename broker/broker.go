@@ -1,0 +1,421 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
+)
+
+// A Broker sends the events published on a topic to every stream
+// subscribed to it, and replays to a reconnecting stream the events it
+// missed. All its methods are safe for concurrent use.
+type Broker struct {
+	cfg     Config
+	backend Backend
+
+	mu         sync.Mutex
+	last       uint64 // the Seq of the last message delivered
+	topics     map[string]*topic
+	subs       map[chan<- event.Event]*sub
+	maxPending int // how many events a catching-up stream may fall behind
+	closed     atomic.Bool
+
+	published   atomic.Uint64
+	replayed    atomic.Uint64
+	slowClients atomic.Uint64
+	dropped     atomic.Uint64
+	gaps        atomic.Uint64
+
+	quit        chan struct{} // closed by Close: the janitor stops
+	janitorDone chan struct{}
+}
+
+// topic is the set of streams subscribed to one topic.
+type topic struct {
+	name string
+	subs []member
+}
+
+// member is a stream in a topic's set. What Publish reads for each
+// subscriber sits in this array, so that it touches little else.
+type member struct {
+	c        chan<- event.Event
+	catching bool // the stream's replay is being sent: see sub.pending
+	s        *sub
+}
+
+// sub is one subscribed stream.
+type sub struct {
+	c       chan<- event.Event
+	st      target
+	in      []membership // the topics it is subscribed to
+	stop    func() bool  // unregisters the context.AfterFunc
+	removed bool
+
+	// While its replay is being sent (member.catching), live events wait
+	// in pending instead of going to c.
+	pending []event.Event
+}
+
+type membership struct {
+	t *topic
+	i int // the sub's index in t.subs
+}
+
+// target is what the broker needs of a stream besides its channel;
+// *echosse.Stream has it, and benchmarks use a lighter one.
+type target interface {
+	Context() context.Context
+	LastEventID() string
+	Abort(cause error)
+}
+
+// New returns a Broker configured by cfg, whose zero fields take their
+// values from [DefaultConfig], or an error saying what to fix. It starts one
+// goroutine, which trims the history periodically; [Broker.Close] stops it.
+func New(cfg Config) (*Broker, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg:         cfg,
+		backend:     cfg.Backend,
+		topics:      make(map[string]*topic),
+		subs:        make(map[chan<- event.Event]*sub),
+		maxPending:  cfg.HistorySize,
+		quit:        make(chan struct{}),
+		janitorDone: make(chan struct{}),
+	}
+	if b.backend == nil {
+		b.backend = newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
+	}
+	if b.last, err = b.backend.Start(b.deliver); err != nil {
+		return nil, fmt.Errorf("broker: starting the backend: %w", err)
+	}
+	go b.janitor(trimInterval(cfg))
+	return b, nil
+}
+
+// trimInterval is how often the janitor trims the history: often enough
+// that an idle topic outlives its age limit by half of it at most.
+func trimInterval(cfg Config) time.Duration {
+	if cfg.Backend != nil || cfg.HistoryAge <= 0 {
+		return time.Minute
+	}
+	return min(max(cfg.HistoryAge/2, time.Second), time.Minute)
+}
+
+func (b *Broker) janitor(every time.Duration) {
+	defer close(b.janitorDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := b.backend.Trim(ctx); err != nil {
+				b.cfg.ErrorHandler(fmt.Errorf("broker: trimming the history: %w", err))
+			}
+		case <-b.quit:
+			return
+		}
+	}
+}
+
+// Publish sends ev to every stream subscribed to topic, and keeps it in the
+// topic's history for streams that reconnect. It returns the event's ID:
+// the one ev has, or else one the broker assigns (with the default
+// backend, a decimal number greater than every ID assigned before it, on
+// any topic). Give events your own IDs only if they are unique: a client
+// resumes from the newest event in the history that has its Last-Event-ID.
+//
+// Publish never waits for a subscriber: a stream whose buffer is full is
+// handled as Config.SlowClient says. With the default backend, every
+// stream subscribed to topic has the event in its buffer (or was found
+// slow) when Publish returns, and all streams receive events in the order
+// of their IDs.
+//
+// It returns an error, and publishes nothing, when topic is empty, when ev
+// cannot be encoded (an [*event.FieldError]), when ctx is done, or after
+// Close ([ErrClosed]).
+func (b *Broker) Publish(ctx context.Context, topic string, ev event.Event) (id string, err error) {
+	if topic == "" {
+		return "", errors.New("broker: Publish needs a topic")
+	}
+	if b.closed.Load() {
+		return "", ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	msg, err := b.backend.Publish(ctx, topic, ev)
+	if err != nil {
+		return "", err
+	}
+	b.published.Add(1)
+	return msg.Event.ID, nil
+}
+
+// deliver sends msg to the subscribers of its topic. The backend calls it
+// one message at a time, in Seq order; holding b.mu while sending keeps
+// that order for every stream, whatever its topics.
+func (b *Broker) deliver(msg Message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if msg.Seq <= b.last || b.closed.Load() {
+		return
+	}
+	b.last = msg.Seq
+	t := b.topics[msg.Topic]
+	if t == nil {
+		return
+	}
+	// Backwards, so that removing a subscriber (which moves the last one
+	// into its place) skips no one.
+	for i := len(t.subs) - 1; i >= 0; i-- {
+		m := &t.subs[i]
+		if !m.catching {
+			select {
+			case m.c <- msg.Event:
+				continue
+			default:
+			}
+		} else if len(m.s.pending) < b.maxPending {
+			m.s.pending = append(m.s.pending, msg.Event)
+			continue
+		}
+		b.full(m.s)
+	}
+}
+
+// full applies the slow-client policy to s, whose buffer is full.
+func (b *Broker) full(s *sub) {
+	if s.st.Context().Err() != nil {
+		// The stream has ended and its AfterFunc is on its way: the
+		// client is gone, not slow.
+		b.remove(s)
+		return
+	}
+	b.dropped.Add(1)
+	if b.cfg.SlowClient == SlowClientDrop {
+		return
+	}
+	b.slowClients.Add(1)
+	b.remove(s)
+	s.st.Abort(ErrSlowClient)
+}
+
+// Subscribe sends to s the events published on topics, until the stream
+// ends or the broker closes. Call it from the handler, after
+// [echosse.Open]; it returns once the stream is live.
+//
+// When the client reconnects (s.LastEventID() is not empty), Subscribe
+// first sends s the events of topics published after that ID, waiting for
+// room in the stream's buffer, then goes on with live events: each event
+// once, in order, even when Publish runs at the same time. It returns once
+// everything it replays is in the stream's buffer and the buffer is half
+// empty again, ready for live events. If the history no
+// longer covers that ID, or does not know it, Subscribe replays nothing,
+// subscribes s to live events all the same, and returns an error wrapping
+// [ErrGap]: the handler should send the client a full refresh (or tell it
+// to reload), as the client has missed events.
+//
+// Once subscribed, the broker sends on s.C from Publish's goroutine: the
+// handler may still send its own events with [echosse.Stream.Send], but
+// must not close s.C; it may give them no ID, so that the client keeps the
+// last one. The subscription ends when the stream does (the client leaves,
+// the handler returns an error, the stream is aborted as a slow client) or
+// when the broker closes, which aborts the stream with [ErrClosed].
+//
+// Subscribe returns nil if the stream ends before it returns, [ErrClosed]
+// after Close, [ErrSubscribed] for a stream already subscribed, or an
+// error for an empty topic list or topic name.
+func (b *Broker) Subscribe(s *echosse.Stream, topics ...string) error {
+	if s == nil {
+		return errors.New("broker: Subscribe needs a stream")
+	}
+	return b.subscribe(s.C, s, topics)
+}
+
+func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) error {
+	if len(topics) == 0 {
+		return errors.New("broker: Subscribe needs at least one topic")
+	}
+	if slices.Contains(topics, "") {
+		return errors.New("broker: Subscribe needs non-empty topic names")
+	}
+	if len(topics) > 1 { // the caller's slice is left alone
+		topics = slices.Clone(topics)
+		slices.Sort(topics)
+		topics = slices.Compact(topics)
+	}
+	ctx := st.Context()
+	lastID := st.LastEventID()
+
+	s := &sub{c: c, st: st}
+	catching := lastID != ""
+	b.mu.Lock()
+	switch {
+	case b.closed.Load():
+		b.mu.Unlock()
+		return ErrClosed
+	case ctx.Err() != nil:
+		b.mu.Unlock()
+		return nil
+	case b.subs[c] != nil:
+		b.mu.Unlock()
+		return ErrSubscribed
+	}
+	upTo := b.last
+	b.add(s, topics, catching)
+	// No goroutine waits for the stream's end: the context runs this
+	// when it comes.
+	s.stop = context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.remove(s)
+		b.mu.Unlock()
+	})
+	b.mu.Unlock()
+	if !catching {
+		return nil
+	}
+
+	// Everything up to upTo is in the backend's history; everything after
+	// it goes to s.pending, which is sent after the replay.
+	msgs, err := b.backend.Replay(ctx, topics, lastID, upTo)
+	var gap error
+	switch {
+	case errors.Is(err, ErrGap):
+		gap = err
+		b.gaps.Add(1)
+	case err != nil:
+		b.mu.Lock()
+		b.remove(s)
+		b.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("broker: replay: %w", err)
+	}
+	for i := range msgs {
+		if !send(ctx, c, msgs[i].Event) {
+			b.replayed.Add(uint64(i))
+			return nil
+		}
+	}
+	b.replayed.Add(uint64(len(msgs)))
+	msgs = nil
+	wait := minCatchUpPoll
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.mu.Lock()
+		if s.removed {
+			b.mu.Unlock()
+			return nil
+		}
+		batch := s.pending
+		s.pending = nil
+		if len(batch) == 0 && len(c) <= cap(c)/2 {
+			for _, m := range s.in {
+				m.t.subs[m.i].catching = false
+			}
+			b.mu.Unlock()
+			return gap
+		}
+		b.mu.Unlock()
+		if len(batch) == 0 {
+			// The replay filled the buffer: let the stream write some
+			// of it before going live, or the next Publish would find
+			// it full and take a client that is keeping up for a slow
+			// one. Live events wait in s.pending meanwhile.
+			time.Sleep(wait)
+			wait = min(2*wait, maxCatchUpPoll)
+			continue
+		}
+		for _, ev := range batch {
+			if !send(ctx, c, ev) {
+				return nil
+			}
+		}
+		wait = minCatchUpPoll
+	}
+}
+
+// How often Subscribe looks, after the replay, whether the stream's buffer
+// is half empty again: soon at first, less and less often for a stream
+// that does not move (its write timeout, or a live event that finds
+// s.pending full, ends it).
+const (
+	minCatchUpPoll = 100 * time.Microsecond
+	maxCatchUpPoll = 20 * time.Millisecond
+)
+
+// send sends ev on c, waiting for room unless the stream ends first.
+func send(ctx context.Context, c chan<- event.Event, ev event.Event) bool {
+	select {
+	case c <- ev:
+		return true
+	default:
+	}
+	select {
+	case c <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// add registers s on topics. b.mu is held.
+func (b *Broker) add(s *sub, topics []string, catching bool) {
+	s.in = make([]membership, len(topics))
+	for i, name := range topics {
+		t := b.topics[name]
+		if t == nil {
+			t = &topic{name: name}
+			b.topics[name] = t
+		}
+		s.in[i] = membership{t: t, i: len(t.subs)}
+		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s})
+	}
+	b.subs[s.c] = s
+}
+
+// remove unregisters s, if it still is registered. b.mu is held.
+func (b *Broker) remove(s *sub) {
+	if s.removed {
+		return
+	}
+	s.removed = true
+	s.stop()
+	s.pending = nil
+	for _, m := range s.in {
+		t := m.t
+		last := len(t.subs) - 1
+		if moved := t.subs[last].s; moved != s {
+			t.subs[m.i] = t.subs[last]
+			for j := range moved.in {
+				if moved.in[j].t == t {
+					moved.in[j].i = m.i
+					break
+				}
+			}
+		}
+		t.subs[last] = member{}
+		t.subs = t.subs[:last]
+		if last == 0 {
+			delete(b.topics, t.name)
+		}
+	}
+	delete(b.subs, s.c)
+}

@@ -1,0 +1,544 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+func TestPublishAssignsIncreasingIDsAcrossTopics(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	var got []string
+	for _, topic := range []string{"a", "b", "a", "c"} {
+		got = append(got, publish(t, b, topic, "x"))
+	}
+	if want := seqIDs(1, 4); !slices.Equal(got, want) {
+		t.Fatalf("got IDs %q, want %q", got, want)
+	}
+	id, err := b.Publish(context.Background(), "a", event.Event{ID: "row-17", Data: "x"})
+	if err != nil || id != "row-17" {
+		t.Fatalf("got %q, %v; want the caller's ID row-17", id, err)
+	}
+	if got := publish(t, b, "a", "x"); got != "6" {
+		t.Fatalf("after a caller-set ID, got ID %q, want 6", got)
+	}
+}
+
+func TestPublishIDsStartAtTheClock(t *testing.T) {
+	start := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
+	b, _ := newBroker(t, Config{timeNow: func() time.Time { return start }})
+	id := publish(t, b, "a", "x")
+	if want := "1893553445000007"; id != want {
+		t.Fatalf("got ID %q, want %q (the start time in microseconds, plus one)", id, want)
+	}
+}
+
+func TestPublishEncodesOnce(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f := newFake(t, 4, "")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("one\ntwo")
+	if _, err := b.Publish(context.Background(), "a", event.Event{Type: "note", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	copy(data, "XXX") // the event was encoded at publish time
+	ev := <-f.ch
+	wire, err := ev.AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "event: note\nid: 1\ndata: one\ndata: two\n\n"; string(wire) != want {
+		t.Fatalf("got %q, want %q", wire, want)
+	}
+
+	if _, err := b.Publish(context.Background(), "a", event.Event{Data: map[string]int{"n": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	wire, _ = (<-f.ch).AppendTo(nil)
+	if want := "id: 2\ndata: {\"n\":1}\n\n"; string(wire) != want {
+		t.Fatalf("got %q, want %q", wire, want)
+	}
+}
+
+func TestPublishErrors(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		topic   string
+		give    event.Event
+		wantErr func(error) bool
+	}{
+		{"empty topic", ctx, "", event.Event{Data: "x"}, func(err error) bool { return strings.Contains(err.Error(), "topic") }},
+		{"line break in ID", ctx, "a", event.Event{ID: "a\nb", Data: "x"}, func(err error) bool { return errors.Is(err, event.ErrLineBreak) }},
+		{"NUL in ID", ctx, "a", event.Event{ID: "a\x00", Data: "x"}, func(err error) bool { return errors.Is(err, event.ErrNUL) }},
+		{"ID too long", ctx, "a", event.Event{ID: strings.Repeat("i", maxIDLen+1), Data: "x"}, func(err error) bool { return strings.Contains(err.Error(), "longer") }},
+		{"bad type", ctx, "a", event.Event{Type: "a\rb", Data: "x"}, func(err error) bool { return errors.Is(err, event.ErrLineBreak) }},
+		{"data not JSON", ctx, "a", event.Event{Data: func() {}}, func(err error) bool {
+			var fe *event.FieldError
+			return errors.As(err, &fe) && fe.Field == "data"
+		}},
+		{"context done", cancelled, "a", event.Event{Data: "x"}, func(err error) bool { return errors.Is(err, context.Canceled) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := b.Publish(tt.ctx, tt.topic, tt.give)
+			if err == nil || id != "" || !tt.wantErr(err) {
+				t.Fatalf("got %q, %v", id, err)
+			}
+		})
+	}
+	// Nothing was published, and no ID was used up.
+	if got := publish(t, b, "a", "x"); got != "1" {
+		t.Fatalf("got ID %q, want 1", got)
+	}
+	if got := b.Stats().Published; got != 1 {
+		t.Fatalf("got Published %d, want 1", got)
+	}
+}
+
+func TestSubscribeLiveOnlyItsTopics(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	publish(t, b, "a", "before") // a first connection gets no history
+	fa, fab := newFake(t, 16, ""), newFake(t, 16, "")
+	if err := fa.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fab.subscribe(b, "b", "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"a", "b", "c", "a"} {
+		publish(t, b, topic, topic)
+	}
+	if got, want := datas(fa.drain()), []string{"a", "a"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber of a: got %q, want %q", got, want)
+	}
+	evs := fab.drain()
+	if got, want := datas(evs), []string{"a", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber of a and b: got %q, want %q", got, want)
+	}
+	if got, want := ids(evs), []string{"2", "3", "5"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber of a and b: got IDs %q, want %q", got, want)
+	}
+	st := b.Stats()
+	if st.Subscribers != 2 || st.Topics["a"] != 2 || st.Topics["b"] != 1 || len(st.Topics) != 2 {
+		t.Errorf("got %+v", st)
+	}
+}
+
+func TestSubscribeReplaysThenLive(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	for _, topic := range []string{"a", "b", "a", "c", "b", "a"} { // IDs 1..6
+		publish(t, b, topic, topic)
+	}
+	f := newFake(t, 16, "2")
+	if err := f.subscribe(b, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "b", "b") // 7
+	publish(t, b, "c", "c") // 8
+	if got, want := ids(f.drain()), []string{"3", "5", "6", "7"}; !slices.Equal(got, want) {
+		t.Fatalf("got IDs %q, want %q", got, want)
+	}
+	if got := b.Stats().Replayed; got != 3 {
+		t.Fatalf("got Replayed %d, want 3", got)
+	}
+
+	// Up to date: nothing to replay, no gap.
+	f2 := newFake(t, 16, "8")
+	if err := f2.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := f2.drain(); len(evs) != 0 {
+		t.Fatalf("got %d events, want none", len(evs))
+	}
+}
+
+func TestSubscribeReplayWaitsForRoom(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	for range 50 {
+		publish(t, b, "a", "x")
+	}
+	f := newFake(t, 2, "1")
+	got := make(chan []string)
+	go func() {
+		var ids []string
+		for len(ids) < 50 {
+			select {
+			case ev := <-f.ch:
+				ids = append(ids, ev.ID)
+			case <-time.After(5 * time.Second):
+				t.Error("timed out")
+				got <- ids
+				return
+			}
+		}
+		got <- ids
+	}()
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// The buffer has room for a live event as soon as Subscribe returns.
+	publish(t, b, "a", "x")
+	if ids, want := <-got, seqIDs(2, 51); !slices.Equal(ids, want) {
+		t.Fatalf("got IDs %q, want %q", ids, want)
+	}
+	if st := b.Stats(); st.SlowClients != 0 || st.Replayed != 49 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestSubscribeStreamEndsDuringReplay(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	for range 10 {
+		publish(t, b, "a", "x")
+	}
+	f := newFake(t, 3, "1")
+	time.AfterFunc(10*time.Millisecond, func() { f.cancel(nil) })
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatalf("got %v, want nil: the stream's end is not Subscribe's error", err)
+	}
+	eventually(t, "the subscription to end", func() bool { return b.Stats().Subscribers == 0 })
+	if got := b.Stats().Replayed; got != 3 {
+		t.Fatalf("got Replayed %d, want 3", got)
+	}
+}
+
+func TestSubscribeWaitsForHalfEmptyBuffer(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	for range 8 {
+		publish(t, b, "a", "x")
+	}
+	f := newFake(t, 8, "1") // the replay fills 7 of 8
+	returned := make(chan error)
+	go func() { returned <- f.subscribe(b, "a") }()
+	publish(t, b, "a", "x") // waits in pending, or is replayed
+	select {
+	case err := <-returned:
+		t.Fatalf("Subscribe returned %v with a full buffer", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	for range 4 {
+		<-f.ch
+	}
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a", "x")
+	if got, want := ids(f.drain()), seqIDs(6, 10); !slices.Equal(got, want) {
+		t.Fatalf("got IDs %q, want %q", got, want)
+	}
+
+	// A stream that does not move, and ends.
+	f = newFake(t, 8, "1")
+	go func() { returned <- f.subscribe(b, "a") }()
+	time.Sleep(10 * time.Millisecond)
+	f.cancel(nil)
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubscribeGap(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    Config
+		lastID string
+		setup  func(t *testing.T, b *Broker, clk *fakeClock)
+	}{
+		{name: "malformed", lastID: "abc"},
+		{name: "negative", lastID: "-3"},
+		{name: "too long", lastID: strings.Repeat("9", maxIDLen+1)},
+		{name: "huge number", lastID: "184467440737095516150"},
+		{name: "in the future", lastID: "99"},
+		{name: "before this broker", lastID: "0"},
+		{name: "trimmed by count", cfg: Config{HistorySize: 3}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			for range 2 { // 6 events on a: 1..3 trimmed
+				publish(t, b, "a", "x")
+			}
+		}},
+		{name: "trimmed by age", cfg: Config{HistoryAge: time.Minute}, lastID: "3", setup: func(t *testing.T, b *Broker, clk *fakeClock) {
+			clk.advance(time.Minute + 1)
+		}},
+		{name: "idle topic forgotten", cfg: Config{HistoryAge: time.Minute}, lastID: "3", setup: func(t *testing.T, b *Broker, clk *fakeClock) {
+			clk.advance(2 * time.Minute)
+			publish(t, b, "other", "x") // 5
+			b.backend.Trim(context.Background())
+		}},
+		{name: "caller-set ID trimmed", cfg: Config{HistorySize: 2}, lastID: "row-1", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			b.Publish(context.Background(), "a", event.Event{ID: "row-1", Data: "x"})
+			publish(t, b, "a", "x")
+			publish(t, b, "a", "x")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, clk := newBroker(t, tt.cfg)
+			for range 4 { // IDs 1..4
+				publish(t, b, "a", "x")
+			}
+			if tt.setup != nil {
+				tt.setup(t, b, clk)
+			}
+			f := newFake(t, 16, tt.lastID)
+			err := f.subscribe(b, "a", "b")
+			if !errors.Is(err, ErrGap) {
+				t.Fatalf("got %v, want ErrGap", err)
+			}
+			if evs := f.drain(); len(evs) != 0 {
+				t.Fatalf("got %d events replayed, want none", len(evs))
+			}
+			// Live all the same.
+			id := publish(t, b, "b", "live")
+			if evs := f.drain(); len(evs) != 1 || evs[0].ID != id {
+				t.Fatalf("got %v, want the live event %s", evs, id)
+			}
+			if got := b.Stats().Gaps; got != 1 {
+				t.Fatalf("got Gaps %d, want 1", got)
+			}
+		})
+	}
+}
+
+func TestSubscribeNoGap(t *testing.T) {
+	b, clk := newBroker(t, Config{HistorySize: 3, HistoryAge: time.Minute})
+	for _, topic := range []string{"a", "a", "b", "a", "a", "b"} { // 1..6
+		publish(t, b, topic, topic)
+	}
+	// a kept 2, 4, 5 and trimmed 1: a client that saw 1 misses nothing.
+	f := newFake(t, 16, "1")
+	if err := f.subscribe(b, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(f.drain()), []string{"2", "3", "4", "5", "6"}; !slices.Equal(got, want) {
+		t.Fatalf("got IDs %q, want %q", got, want)
+	}
+
+	// A topic with no history and nothing forgotten: no gap.
+	f = newFake(t, 16, "6")
+	if err := f.subscribe(b, "new"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Events just within the age limit are replayed.
+	clk.advance(time.Minute)
+	f = newFake(t, 16, "4")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(f.drain()); !slices.Equal(got, []string{"5"}) {
+		t.Fatalf("got IDs %q, want [5]", got)
+	}
+}
+
+func TestHistoryAgeNegativeKeepsEvents(t *testing.T) {
+	b, clk := newBroker(t, Config{HistoryAge: -1})
+	publish(t, b, "a", "x")
+	publish(t, b, "a", "x")
+	clk.advance(1000 * time.Hour)
+	b.backend.Trim(context.Background())
+	f := newFake(t, 16, "1")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(f.drain()); !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("got IDs %q, want [2]", got)
+	}
+}
+
+func TestSubscribeFromCallerSetID(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	ctx := context.Background()
+	for _, id := range []string{"row-1", "row-2", "row-3"} {
+		if _, err := b.Publish(ctx, "a", event.Event{ID: id, Data: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFake(t, 16, "row-1")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(f.drain()); !slices.Equal(got, []string{"row-2", "row-3"}) {
+		t.Fatalf("got IDs %q", got)
+	}
+}
+
+func TestSlowClientAbort(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	slow, fast := newFake(t, 2, ""), newFake(t, 16, "")
+	for _, f := range []*fakeStream{slow, fast} {
+		if err := f.subscribe(b, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		publish(t, b, "a", "x") // never blocks
+	}
+	if cause := context.Cause(slow.ctx); !errors.Is(cause, ErrSlowClient) {
+		t.Fatalf("slow stream: got cause %v, want ErrSlowClient", cause)
+	}
+	if got := ids(fast.drain()); !slices.Equal(got, seqIDs(1, 5)) {
+		t.Fatalf("fast stream: got IDs %q", got)
+	}
+	st := b.Stats()
+	if st.SlowClients != 1 || st.Dropped != 1 || st.Subscribers != 1 || st.Topics["a"] != 1 {
+		t.Fatalf("got %+v", st)
+	}
+	// The slow client reconnects from the last event it received and
+	// misses nothing.
+	got := ids(slow.drain())
+	again := newFake(t, 16, got[len(got)-1])
+	if err := again.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, ids(again.drain())...)
+	if !slices.Equal(got, seqIDs(1, 5)) {
+		t.Fatalf("slow stream after reconnecting: got IDs %q", got)
+	}
+}
+
+func TestSlowClientDrop(t *testing.T) {
+	b, _ := newBroker(t, Config{SlowClient: SlowClientDrop})
+	f := newFake(t, 2, "")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		publish(t, b, "a", "x")
+	}
+	if got := ids(f.drain()); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("got IDs %q", got)
+	}
+	publish(t, b, "a", "x")
+	if got := ids(f.drain()); !slices.Equal(got, []string{"5"}) {
+		t.Fatalf("got IDs %q", got)
+	}
+	st := b.Stats()
+	if f.ctx.Err() != nil || st.Dropped != 2 || st.SlowClients != 0 || st.Subscribers != 1 {
+		t.Fatalf("got %+v, stream error %v", st, f.ctx.Err())
+	}
+}
+
+func TestClientGoneIsNotSlow(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f := newFake(t, 1, "")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a", "x") // the buffer is full
+	// The client leaves and, before its AfterFunc runs, a Publish finds
+	// its buffer full.
+	b.mu.Lock()
+	f.cancel(nil)
+	b.full(b.subs[f.ch])
+	b.mu.Unlock()
+	if st := b.Stats(); st.SlowClients != 0 || st.Dropped != 0 || st.Subscribers != 0 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestUnsubscribeWhenStreamEnds(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f := newFake(t, 4, "")
+	if err := f.subscribe(b, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	f.cancel(nil)
+	eventually(t, "the subscription to end", func() bool {
+		st := b.Stats()
+		return st.Subscribers == 0 && len(st.Topics) == 0
+	})
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f := newFake(t, 4, "")
+	for _, topics := range [][]string{nil, {""}, {"a", ""}} {
+		if err := f.subscribe(b, topics...); err == nil {
+			t.Errorf("topics %q: got nil, want an error", topics)
+		}
+	}
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.subscribe(b, "b"); !errors.Is(err, ErrSubscribed) {
+		t.Errorf("second Subscribe: got %v, want ErrSubscribed", err)
+	}
+	if err := b.Subscribe(nil, "a"); err == nil {
+		t.Error("nil stream: got nil, want an error")
+	}
+	ended := newFake(t, 4, "")
+	ended.cancel(nil)
+	if err := ended.subscribe(b, "a"); err != nil {
+		t.Errorf("ended stream: got %v, want nil", err)
+	}
+	if st := b.Stats(); st.Subscribers != 1 {
+		t.Errorf("got %d subscribers, want 1", st.Subscribers)
+	}
+}
+
+func TestClose(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f1, f2 := newFake(t, 4, ""), newFake(t, 4, "")
+	if err := f1.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f2.subscribe(b, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*fakeStream{f1, f2} {
+		if cause := context.Cause(f.ctx); !errors.Is(cause, ErrClosed) {
+			t.Errorf("got cause %v, want ErrClosed", cause)
+		}
+	}
+	if _, err := b.Publish(context.Background(), "a", event.Event{Data: "x"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish after Close: got %v, want ErrClosed", err)
+	}
+	if err := newFake(t, 4, "").subscribe(b, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Subscribe after Close: got %v, want ErrClosed", err)
+	}
+	if len(f1.ch)+len(f2.ch) != 0 {
+		t.Error("the broker sent after Close")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: got %v", err)
+	}
+	if st := b.Stats(); st.Subscribers != 0 || len(st.Topics) != 0 {
+		t.Errorf("got %+v", st)
+	}
+}
+
+func TestCloseRacesPublishAndSubscribe(t *testing.T) {
+	for range 20 {
+		b, _ := newBroker(t, Config{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				if _, err := b.Publish(context.Background(), "a", event.Event{Data: "x"}); errors.Is(err, ErrClosed) {
+					return
+				}
+				f := newFake(t, 4, "1")
+				if err := f.subscribe(b, "a"); errors.Is(err, ErrClosed) {
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Millisecond)
+		b.Close()
+		<-done
+	}
+}

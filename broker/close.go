@@ -1,0 +1,88 @@
+package broker
+
+// Close ends every subscription and stops the broker: each subscribed
+// stream is aborted with [ErrClosed], without the close event, so that
+// browsers reconnect after their retry delay and resume from their
+// Last-Event-ID once a broker serves them again (after a restart, say);
+// the close event would tell a page listening for it to stop for good.
+// After Close, Publish and Subscribe return ErrClosed and the broker sends
+// on no stream's channel; it never closes one. Close waits for the
+// broker's goroutine, then closes the backend and returns its error. Calls
+// after the first return nil.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed.Store(true)
+	subs := b.subs
+	b.subs = nil
+	b.topics = nil
+	for _, s := range subs {
+		s.removed = true
+		s.stop()
+		s.pending = nil
+	}
+	b.mu.Unlock()
+
+	for _, s := range subs {
+		s.st.Abort(ErrClosed)
+	}
+	close(b.quit)
+	<-b.janitorDone
+	return b.backend.Close()
+}
+
+// Stats are a broker's counters, as [Broker.Stats] reads them. The
+// counters only grow, from the broker's creation on.
+type Stats struct {
+	// Topics is the number of streams subscribed to each topic that has
+	// at least one.
+	Topics map[string]int
+
+	// Subscribers is the number of streams subscribed (a stream
+	// subscribed to several topics counts once).
+	Subscribers int
+
+	// Published is the number of events published through this broker.
+	Published uint64
+
+	// Replayed is the number of events sent from the history to streams
+	// that reconnected.
+	Replayed uint64
+
+	// Gaps is the number of subscriptions whose Last-Event-ID the history
+	// did not cover ([ErrGap]).
+	Gaps uint64
+
+	// SlowClients is the number of streams aborted because their buffer
+	// was full ([SlowClientAbort]).
+	SlowClients uint64
+
+	// Dropped is the number of times an event could not be given to a
+	// subscriber because its buffer was full: the event that made a
+	// stream count as slow, or each event skipped under [SlowClientDrop].
+	Dropped uint64
+}
+
+// Stats returns the broker's counters. It is cheap enough to export them
+// on every scrape, for example with expvar.Publish("broker",
+// expvar.Func(func() any { return b.Stats() })).
+func (b *Broker) Stats() Stats {
+	st := Stats{
+		Published:   b.published.Load(),
+		Replayed:    b.replayed.Load(),
+		Gaps:        b.gaps.Load(),
+		SlowClients: b.slowClients.Load(),
+		Dropped:     b.dropped.Load(),
+	}
+	b.mu.Lock()
+	st.Subscribers = len(b.subs)
+	st.Topics = make(map[string]int, len(b.topics))
+	for name, t := range b.topics {
+		st.Topics[name] = len(t.subs)
+	}
+	b.mu.Unlock()
+	return st
+}

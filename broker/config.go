@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"errors"
+	"log"
+	"time"
+)
+
+// Config defines the config of a [Broker]. The zero value of every field
+// means its default.
+type Config struct {
+	// HistorySize is how many events each topic keeps for replay. A client
+	// that reconnects after more events than this were published on one of
+	// its topics gets no replay: [Broker.Subscribe] returns [ErrGap].
+	// It is also how many live events a reconnecting stream may fall behind
+	// while its replay is being sent before it counts as a slow client.
+	// It configures the in-memory history: with a Backend, leave it zero
+	// and set the backend's own limits (streams catching up may then fall
+	// 1000 events behind).
+	// Optional. Default value 1000.
+	HistorySize int
+
+	// HistoryAge is how long an event stays in its topic's history. A
+	// negative value keeps events whatever their age (HistorySize still
+	// bounds them). It configures the in-memory history: with a Backend,
+	// leave it zero and set the backend's own limits.
+	// Optional. Default value 1 hour.
+	HistoryAge time.Duration
+
+	// SlowClient says what Publish does with a subscriber whose buffer
+	// (echosse Config.BufferSize) is full. Publish never waits for one.
+	// Optional. Default value SlowClientAbort.
+	SlowClient SlowClientPolicy
+
+	// Backend stores the events and their history, and delivers the events
+	// to this broker (see [Backend]). Replace it with a distributed one to
+	// share topics between several processes; handlers do not change.
+	// Optional. Default value nil (the history is kept in this process's
+	// memory, bounded by HistorySize and HistoryAge).
+	Backend Backend
+
+	// ErrorHandler is told about errors the broker meets outside any call:
+	// a failed periodic Backend.Trim. It runs on the broker's own goroutine.
+	// Optional. Default value: log the error with the standard log package.
+	ErrorHandler func(err error)
+
+	// timeNow is the clock of the in-memory history; tests replace it.
+	timeNow func() time.Time
+}
+
+// SlowClientPolicy says what [Broker.Publish] does with a subscriber whose
+// buffer is full.
+type SlowClientPolicy int
+
+const (
+	// SlowClientAbort ends the subscriber's stream at once with
+	// [ErrSlowClient], without the close event, and counts it in
+	// Stats.SlowClients. A browser reconnects after its retry delay with the
+	// ID of the last event it received, and the replay brings it back
+	// without loss, as long as the history still covers that ID.
+	SlowClientAbort SlowClientPolicy = iota
+
+	// SlowClientDrop skips the event for that subscriber only and counts
+	// it in Stats.Dropped; the stream stays open and the client never
+	// learns it missed the event. Use it for topics where each event
+	// supersedes the previous ones (prices, positions, progress).
+	SlowClientDrop
+)
+
+// DefaultConfig is the default configuration of a [Broker].
+var DefaultConfig = Config{
+	HistorySize:  1000,
+	HistoryAge:   time.Hour,
+	SlowClient:   SlowClientAbort,
+	ErrorHandler: logError,
+}
+
+func logError(err error) { log.Print(err) }
+
+// withDefaults returns config with its zero fields filled from
+// DefaultConfig, or an error saying what to fix.
+func (config Config) withDefaults() (Config, error) {
+	switch {
+	case config.HistorySize < 0:
+		return config, errors.New("broker: HistorySize must not be negative (0 means the default, 1000)")
+	case config.SlowClient != SlowClientAbort && config.SlowClient != SlowClientDrop:
+		return config, errors.New("broker: SlowClient must be SlowClientAbort or SlowClientDrop")
+	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0):
+		return config, errors.New("broker: HistorySize and HistoryAge configure the in-memory history; with a Backend, set the backend's own limits")
+	}
+	d := DefaultConfig
+	if config.HistorySize == 0 {
+		config.HistorySize = d.HistorySize
+	}
+	if config.HistoryAge == 0 {
+		config.HistoryAge = d.HistoryAge
+	}
+	if config.ErrorHandler == nil {
+		config.ErrorHandler = d.ErrorHandler
+	}
+	if config.ErrorHandler == nil {
+		config.ErrorHandler = logError
+	}
+	if config.timeNow == nil {
+		config.timeNow = time.Now
+	}
+	return config, nil
+}

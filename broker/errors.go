@@ -1,0 +1,29 @@
+package broker
+
+import "errors"
+
+var (
+	// ErrGap is returned, wrapped, by [Broker.Subscribe] when the stream's
+	// Last-Event-ID is not covered by the history: events of its topics
+	// published after that ID have been trimmed, or the ID is unknown
+	// (malformed, too long, from before this broker started, or never
+	// assigned). The subscription is live all the same, without replay: the
+	// handler should send the client a full refresh, or an event telling it
+	// to reload.
+	ErrGap = errors.New("broker: history does not cover the Last-Event-ID")
+
+	// ErrSlowClient is the cause a stream is aborted with when its buffer is
+	// full under [SlowClientAbort] ([echosse.Stream.Err] returns it). The
+	// browser reconnects with the ID of the last event it received, and the
+	// replay fills the gap.
+	ErrSlowClient = errors.New("broker: client too slow, its buffer is full")
+
+	// ErrClosed is returned by [Broker.Publish] and [Broker.Subscribe] after
+	// [Broker.Close], and is the cause every subscribed stream is aborted
+	// with when the broker closes.
+	ErrClosed = errors.New("broker: closed")
+
+	// ErrSubscribed is returned by [Broker.Subscribe] for a stream that is
+	// already subscribed: a stream subscribes to all its topics in one call.
+	ErrSubscribed = errors.New("broker: stream already subscribed; subscribe to all its topics in one call")
+)

@@ -1,0 +1,307 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// maxIDLen is the longest event ID the broker accepts, and the longest
+// Last-Event-ID it looks up; a longer Last-Event-ID is unknown.
+const maxIDLen = 256
+
+// memory is the default [Backend]: every topic's history in a ring buffer
+// in this process.
+//
+// IDs it assigns are decimal sequence numbers, one order for all topics.
+// The sequence starts at the time the backend is created, in microseconds
+// since 1970, so that an ID a client kept from an earlier run of the process
+// (whose history is gone) is older than every ID of this run: it is
+// reported as a gap instead of being mistaken for a new event.
+type memory struct {
+	size int           // events kept per topic
+	age  time.Duration // how long they are kept; <= 0: no limit
+	now  func() time.Time
+
+	mu      sync.Mutex
+	base    uint64 // the sequence starts after it
+	seq     uint64 // the last Seq assigned
+	topics  map[string]*history
+	ids     map[string]uint64 // caller-set IDs in the history -> Seq
+	forgot  uint64            // the newest Seq of a history dropped whole
+	deliver func(Message)
+	closed  bool
+}
+
+func newMemory(size int, age time.Duration, now func() time.Time) *memory {
+	base := uint64(max(now().UnixMicro(), 0))
+	return &memory{
+		size:   size,
+		age:    age,
+		now:    now,
+		base:   base,
+		seq:    base,
+		topics: make(map[string]*history),
+	}
+}
+
+func (m *memory) Start(deliver func(Message)) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deliver != nil {
+		return 0, errors.New("broker: backend already started")
+	}
+	m.deliver = deliver
+	return m.seq, nil
+}
+
+func (m *memory) Publish(ctx context.Context, topic string, ev event.Event) (Message, error) {
+	ev, err := marshalData(ev)
+	if err != nil {
+		return Message{}, err
+	}
+	custom := ev.ID != ""
+	if len(ev.ID) > maxIDLen {
+		return Message{}, fmt.Errorf("broker: event ID longer than %d bytes", maxIDLen)
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Message{}, ErrClosed
+	}
+	seq := m.seq + 1
+	if !custom {
+		ev.ID = strconv.FormatUint(seq, 10)
+	}
+	// Encoded once, here, with its ID: every stream only copies the bytes.
+	if ev, err = ev.Prepare(); err != nil {
+		return Message{}, err
+	}
+	m.seq = seq
+	msg := Message{Topic: topic, Seq: seq, Time: m.now(), Event: ev}
+	h := m.topics[topic]
+	if h == nil {
+		h = &history{}
+		m.topics[topic] = h
+	}
+	m.trimAge(h, msg.Time)
+	if old, ok := h.push(msg, m.size); ok {
+		m.forget(old)
+	}
+	if custom {
+		if m.ids == nil {
+			m.ids = make(map[string]uint64)
+		}
+		m.ids[ev.ID] = seq
+	}
+	if m.deliver != nil {
+		m.deliver(msg)
+	}
+	return msg, nil
+}
+
+// marshalData turns Data that is not text into JSON, so that the costly
+// part of encoding happens before the lock is taken. The wire form is the
+// same as the event package's.
+func marshalData(ev event.Event) (event.Event, error) {
+	switch d := ev.Data.(type) {
+	case nil, string, []byte, json.RawMessage:
+		return ev, nil
+	default:
+		b, err := json.Marshal(d)
+		if err != nil {
+			return ev, &event.FieldError{Field: "data", Err: err}
+		}
+		ev.Data = json.RawMessage(b)
+		return ev, nil
+	}
+}
+
+func (m *memory) Replay(ctx context.Context, topics []string, lastEventID string, upTo uint64) ([]Message, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	after, err := m.resolve(lastEventID, upTo)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	n := 0
+	for _, t := range topics {
+		h := m.topics[t]
+		if h == nil {
+			if m.forgot > after {
+				return nil, gapError(lastEventID, t)
+			}
+			continue
+		}
+		m.trimAge(h, now)
+		if h.trimmed > after {
+			return nil, gapError(lastEventID, t)
+		}
+		n += h.search(upTo) - h.search(after)
+	}
+	out := make([]Message, 0, n)
+	for _, t := range topics {
+		if h := m.topics[t]; h != nil {
+			for i, end := h.search(after), h.search(upTo); i < end; i++ {
+				out = append(out, *h.at(i))
+			}
+		}
+	}
+	if len(topics) > 1 {
+		slices.SortFunc(out, func(a, b Message) int {
+			if a.Seq < b.Seq {
+				return -1
+			}
+			return 1 // Seqs are unique
+		})
+	}
+	return out, nil
+}
+
+// resolve returns the Seq of the message whose ID is id, if the client can
+// have seen it.
+func (m *memory) resolve(id string, upTo uint64) (uint64, error) {
+	if len(id) > maxIDLen {
+		return 0, fmt.Errorf("%w: Last-Event-ID longer than %d bytes", ErrGap, maxIDLen)
+	}
+	seq, ok := m.ids[id]
+	if !ok {
+		var err error
+		if seq, err = strconv.ParseUint(id, 10, 64); err != nil {
+			return 0, fmt.Errorf("%w: unknown Last-Event-ID %q", ErrGap, id)
+		}
+	}
+	if seq <= m.base || seq > upTo {
+		return 0, fmt.Errorf("%w: unknown Last-Event-ID %q (not from this broker's run)", ErrGap, id)
+	}
+	return seq, nil
+}
+
+func gapError(id, topic string) error {
+	return fmt.Errorf("%w: events of topic %q published after Last-Event-ID %q are no longer in the history", ErrGap, topic, id)
+}
+
+func (m *memory) Trim(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for name, h := range m.topics {
+		m.trimAge(h, now)
+		if h.n == 0 {
+			// Keep no record of an empty topic, only how far back its
+			// history was lost, in one watermark for all such topics.
+			m.forgot = max(m.forgot, h.trimmed)
+			delete(m.topics, name)
+		}
+	}
+	return nil
+}
+
+// trimAge drops from h the messages older than the age limit.
+func (m *memory) trimAge(h *history, now time.Time) {
+	if m.age <= 0 {
+		return
+	}
+	cutoff := now.Add(-m.age)
+	for h.n > 0 && h.at(0).Time.Before(cutoff) {
+		m.forget(h.pop())
+	}
+}
+
+// forget drops the index entry of a message that left the history.
+func (m *memory) forget(old Message) {
+	if len(m.ids) > 0 {
+		if seq, ok := m.ids[old.Event.ID]; ok && seq == old.Seq {
+			delete(m.ids, old.Event.ID)
+		}
+	}
+}
+
+func (m *memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.deliver = nil
+	m.topics = nil
+	m.ids = nil
+	return nil
+}
+
+// history is one topic's messages, oldest first, in a ring buffer that
+// grows up to the size limit: adding and trimming cost O(1).
+type history struct {
+	buf     []Message
+	head, n int
+	trimmed uint64 // the Seq of the newest message dropped, 0 if none
+}
+
+// at returns the i-th oldest message.
+func (h *history) at(i int) *Message {
+	j := h.head + i
+	if j >= len(h.buf) {
+		j -= len(h.buf)
+	}
+	return &h.buf[j]
+}
+
+// push appends msg, dropping the oldest message if the history holds size
+// messages already; it returns the dropped one.
+func (h *history) push(msg Message, size int) (old Message, dropped bool) {
+	if h.n == len(h.buf) {
+		if h.n >= size {
+			old, dropped = h.pop(), true
+		} else {
+			h.grow(size)
+		}
+	}
+	*h.at(h.n) = msg
+	h.n++
+	return old, dropped
+}
+
+// grow doubles the buffer, up to size.
+func (h *history) grow(size int) {
+	buf := make([]Message, min(max(2*len(h.buf), 8), size))
+	for i := range h.n {
+		buf[i] = *h.at(i)
+	}
+	h.buf, h.head = buf, 0
+}
+
+// pop removes and returns the oldest message.
+func (h *history) pop() Message {
+	p := h.at(0)
+	old := *p
+	*p = Message{} // let the event be collected
+	h.head++
+	if h.head == len(h.buf) {
+		h.head = 0
+	}
+	h.n--
+	h.trimmed = old.Seq
+	return old
+}
+
+// search returns the index of the oldest message whose Seq is greater than
+// seq (h.n if there is none).
+func (h *history) search(seq uint64) int {
+	lo, hi := 0, h.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if h.at(mid).Seq <= seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}

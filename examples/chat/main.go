@@ -1,0 +1,62 @@
+// Command chat is a live chat room in the browser, the main demo of echosse.
+//
+// Every open page receives each message posted, at once, through the
+// browser's EventSource, along with the number of pages open. A page that
+// loses its connection reconnects with Last-Event-ID and receives what it
+// missed, exactly once; when the server stops (Ctrl-C), every page receives
+// the close event and stops too.
+//
+//	go run ./examples/chat -addr localhost:8080
+//	open http://localhost:8080/
+//
+// The HTTP surface is plain, so it can be scripted (see README.md):
+//
+//	curl -N localhost:8080/events
+//	curl -d name=Ada -d text=hello localhost:8080/messages
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	retry := flag.Duration("retry", 2*time.Second, "how long a page waits before it reconnects")
+	flag.Parse()
+
+	srv, err := newServer(config{Retry: *retry, Log: os.Stderr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("chat room on http://%s/\n", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.serve(ln) }()
+	select {
+	case err := <-served:
+		log.Fatal(err)
+	case <-ctx.Done():
+	}
+	stop() // a second Ctrl-C kills the process
+
+	fmt.Println("shutting down: every page receives the close event")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.shutdown(shutdown); err != nil {
+		log.Print(err)
+	}
+}

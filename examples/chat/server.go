@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/echosse/echo-sse/broker"
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
+)
+
+// static holds the page: plain HTML, CSS and JavaScript, no build step.
+//
+//go:embed static
+var static embed.FS
+
+// Topics of the room's broker. Every page subscribes to both on one stream.
+const (
+	topicChat     = "chat"     // messages, sent as unnamed ("message") events
+	topicPresence = "presence" // the number of open pages, as "presence" events
+)
+
+// Limits on what a visitor may post, in characters.
+const (
+	maxName = 32
+	maxText = 500
+)
+
+// recentSize is how many messages GET /api/messages returns, so that a new
+// page starts with the conversation so far.
+const recentSize = 50
+
+// config configures a server.
+type config struct {
+	// Retry is the delay a browser waits before it reconnects after its
+	// stream drops. Zero leaves the browser's default (about 3 seconds).
+	Retry time.Duration
+
+	// Log receives one line per request and the library's error reports.
+	// Nil logs nothing.
+	Log io.Writer
+}
+
+// message is one chat message: the data of a "message" event, and an
+// element of GET /api/messages (with its ID).
+type message struct {
+	ID   string    `json:"id,omitempty"` // the event's ID; the event carries it in its id field instead
+	Name string    `json:"name"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
+}
+
+// presence is the data of a "presence" event.
+type presence struct {
+	Online int `json:"online"` // pages with an open stream
+}
+
+// server is the chat room: an Echo app, the broker that fans events out to
+// every page, and the room's state.
+type server struct {
+	e *echo.Echo
+	b *broker.Broker
+
+	// mu orders every Publish with the state it changes, so that the
+	// messages in recent and lastID match the broker's order, and the
+	// presence counts go out in the order they were counted. Publish never
+	// waits for a subscriber, so holding mu around it is cheap.
+	mu      sync.Mutex
+	streams map[*echosse.Stream]struct{} // open streams, for presence and dropStreams
+	recent  []message                    // the last recentSize messages, oldest first
+	lastID  string                       // ID of the last event published, on any topic
+}
+
+// newServer returns the room's server, ready to serve; serve starts it.
+func newServer(cfg config) (*server, error) {
+	b, err := broker.New(broker.Config{})
+	if err != nil {
+		return nil, err
+	}
+	logw := cfg.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	s := &server{e: echo.New(), b: b, streams: make(map[*echosse.Stream]struct{})}
+
+	// Publish the first presence, so that lastID is never empty: a page that
+	// loads before any message is posted still resumes from a known ID, and
+	// misses nothing posted between its GET /api/messages and its stream.
+	s.mu.Lock()
+	s.publishPresence()
+	s.mu.Unlock()
+
+	e := s.e
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(logw)
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod:   true,
+		LogURI:      true,
+		LogStatus:   true,
+		LogLatency:  true,
+		LogError:    true,
+		HandleError: true, // let Echo's error handler pick the status it logs
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []any{"method", v.Method, "uri", v.URI, "status", v.Status, "latency", v.Latency.Round(time.Microsecond)}
+			if v.Error != nil {
+				attrs = append(attrs, "err", v.Error)
+			}
+			logger.Info("request", attrs...)
+			return nil
+		},
+	}))
+	e.Use(middleware.Gzip())           // compression first: it wraps the writer the streams flush through
+	e.Use(middleware.BodyLimit("64K")) // a message is at most a few KB
+	e.Use(echosse.Middleware(echosse.Config{
+		PingInterval: 30 * time.Second, // under the 60 s idle limit of common proxies
+		Retry:        cfg.Retry,
+	}))
+
+	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
+	e.GET("/events", s.events)
+	e.POST("/messages", s.post)
+	e.GET("/api/messages", s.messages)
+	e.GET("/api/stats", s.stats)
+	return s, nil
+}
+
+// serve serves the room on ln until shutdown is called.
+func (s *server) serve(ln net.Listener) error {
+	s.e.Listener = ln
+	if err := s.e.Start(""); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// shutdown stops the server gracefully, as Ctrl-C does: every page receives
+// the close event, and then the broker stops.
+func (s *server) shutdown(ctx context.Context) error {
+	err := s.e.Shutdown(ctx)
+	return errors.Join(err, s.b.Close())
+}
+
+// events is GET /events: the page's event stream. It replays what the page
+// missed since its Last-Event-ID, then sends every message and presence
+// change until the page leaves.
+func (s *server) events(c echo.Context) error {
+	st, err := echosse.Open(c)
+	if err != nil {
+		return err
+	}
+	switch err := s.b.Subscribe(st, topicChat, topicPresence); {
+	case errors.Is(err, broker.ErrGap):
+		// The history no longer covers the page's Last-Event-ID (this
+		// process restarted since, say): the stream is live, but the page
+		// must know that it missed messages. No ID, so that the page keeps
+		// the last one it has.
+		_ = st.Send(event.Event{Type: "reset", Data: map[string]string{
+			"message": "Messages posted while you were away are no longer on the server.",
+		}})
+	case err != nil:
+		return err // the broker is closed: end the stream, the page retries
+	}
+
+	s.join(st)
+	<-st.Done() // the page left, the server shuts down, or dropStreams
+	s.leave(st)
+	return nil
+}
+
+// join counts st among the open pages and tells every page the new count.
+func (s *server) join(st *echosse.Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams[st] = struct{}{}
+	s.publishPresence()
+}
+
+// leave is join's reverse.
+func (s *server) leave(st *echosse.Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, st)
+	s.publishPresence()
+}
+
+// publishPresence publishes the number of open pages. s.mu must be held.
+func (s *server) publishPresence() {
+	// The background context: a page that leaves still publishes, although
+	// its request's context is done.
+	id, err := s.b.Publish(context.Background(), topicPresence, event.Event{
+		Type: "presence",
+		Data: presence{Online: len(s.streams)},
+	})
+	if err == nil {
+		s.lastID = id
+	}
+	// else the broker is closed: the server is shutting down.
+}
+
+// errDropped is the reason dropStreams gives the streams it ends.
+var errDropped = errors.New("chat: stream dropped by the server")
+
+// dropStreams ends every open stream without the close event, as a network
+// failure would: every page reconnects after its retry delay, sends its
+// Last-Event-ID, and receives what it missed. The tests use it.
+func (s *server) dropStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for st := range s.streams {
+		st.Abort(errDropped)
+	}
+}
+
+// post is POST /messages: publish a message to every page. It takes the
+// fields name and text, as a form or as JSON. It answers 201 with the
+// message as JSON, or 303 to the page for a browser's plain form POST.
+func (s *server) post(c echo.Context) error {
+	var in struct {
+		Name string `json:"name" form:"name"`
+		Text string `json:"text" form:"text"`
+	}
+	if err := c.Bind(&in); err != nil {
+		return err
+	}
+	m := message{Name: strings.TrimSpace(in.Name), Text: strings.TrimSpace(in.Text)}
+	if err := validate("name", m.Name, maxName); err != nil {
+		return err
+	}
+	if err := validate("text", m.Text, maxText); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	m.Time = time.Now().UTC().Truncate(time.Second)
+	id, err := s.b.Publish(c.Request().Context(), topicChat, event.Event{Data: m})
+	if err == nil {
+		m.ID, s.lastID = id, id
+		if len(s.recent) == recentSize {
+			s.recent = append(s.recent[:0], s.recent[1:]...)
+		}
+		s.recent = append(s.recent, m)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return echo.ErrServiceUnavailable.WithInternal(err)
+	}
+
+	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMETextHTML) {
+		return c.Redirect(http.StatusSeeOther, "/") // a form posted without JavaScript
+	}
+	return c.JSON(http.StatusCreated, m)
+}
+
+// validate checks one posted field.
+func validate(field, v string, limit int) error {
+	switch {
+	case v == "":
+		return echo.NewHTTPError(http.StatusBadRequest, field+" is required")
+	case !utf8.ValidString(v):
+		return echo.NewHTTPError(http.StatusBadRequest, field+" is not UTF-8")
+	case utf8.RuneCountInString(v) > limit:
+		return echo.NewHTTPError(http.StatusBadRequest, field+" is too long")
+	}
+	return nil
+}
+
+// messages is GET /api/messages: the recent messages, and the ID to resume
+// from, for a page that has just loaded. The page then opens
+// /events?lastEventID=<lastEventID> and misses nothing posted in between.
+func (s *server) messages(c echo.Context) error {
+	s.mu.Lock()
+	out := struct {
+		Messages    []message `json:"messages"`
+		LastEventID string    `json:"lastEventID"`
+	}{append([]message{}, s.recent...), s.lastID}
+	s.mu.Unlock()
+	return c.JSON(http.StatusOK, out)
+}
+
+// stats is GET /api/stats: the number of open pages and the broker's
+// counters.
+func (s *server) stats(c echo.Context) error {
+	s.mu.Lock()
+	online := len(s.streams)
+	s.mu.Unlock()
+	bs := s.b.Stats()
+	return c.JSON(http.StatusOK, stats{
+		Online: online,
+		Broker: brokerStats{
+			Topics:      bs.Topics,
+			Subscribers: bs.Subscribers,
+			Published:   bs.Published,
+			Replayed:    bs.Replayed,
+			Gaps:        bs.Gaps,
+			SlowClients: bs.SlowClients,
+			Dropped:     bs.Dropped,
+		},
+	})
+}
+
+// stats is the answer of GET /api/stats.
+type stats struct {
+	Online int         `json:"online"` // pages with an open stream
+	Broker brokerStats `json:"broker"`
+}
+
+// brokerStats is [broker.Stats] in JSON.
+type brokerStats struct {
+	Topics      map[string]int `json:"topics"` // streams subscribed to each topic
+	Subscribers int            `json:"subscribers"`
+	Published   uint64         `json:"published"`
+	Replayed    uint64         `json:"replayed"` // sent from the history to pages that reconnected
+	Gaps        uint64         `json:"gaps"`     // reconnections the history could not cover
+	SlowClients uint64         `json:"slowClients"`
+	Dropped     uint64         `json:"dropped"`
+}
