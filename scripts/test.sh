@@ -20,7 +20,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 modules=(.)
-[ -f benchmarks/go.mod ] && modules+=(benchmarks)
+[ -f benchmarks/main.go ] && modules+=(benchmarks)
 
 for m in "${modules[@]}"; do
   echo "== module $m"
@@ -40,7 +40,7 @@ go test -race -count=1 ./...
 echo "== load tests at full size (without -race)"
 go test -count=1 -run 'Shutdown|Storm|Stalled|Soak|Allocs' ./...
 
-if [ -f benchmarks/go.mod ]; then
+if [ -f benchmarks/main.go ]; then
   echo "== benchmarks module tests"
   (cd benchmarks && go test -race -count=1 ./...)
 fi
