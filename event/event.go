@@ -50,7 +50,10 @@ type Event struct {
 // change what is written; prepare the changed event again instead.
 func (e Event) Prepare() (Event, error) {
 	e.wire = ""
-	b, err := e.AppendTo(nil)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b, err := e.AppendTo((*bp)[:0])
+	*bp = b[:0]
 	if err != nil {
 		return Event{}, err
 	}
