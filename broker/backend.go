@@ -76,3 +76,17 @@ type Backend interface {
 	// has returned, deliver is not called any more.
 	Close() error
 }
+
+// A Syncer is a [Backend] whose delivery may lag behind the messages other
+// processes publish: a distributed one reads them back from a shared log.
+// A client that received an event through one process and reconnects to
+// another would otherwise find its Last-Event-ID beyond what this process
+// has delivered, and get a spurious [ErrGap]. Before it replays to a
+// reconnecting stream, [Broker.Subscribe] calls Sync.
+type Syncer interface {
+	// Sync returns once the backend has called deliver for every message
+	// published, by any process, before Sync was called; or with an error
+	// when it cannot know (the backend is unreachable, ctx is done), in
+	// which case Subscribe returns it wrapped and subscribes nothing.
+	Sync(ctx context.Context) error
+}

@@ -263,6 +263,16 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 
 	s := &sub{c: c, st: st}
 	catching := lastID != ""
+	if sy, ok := b.backend.(Syncer); ok && catching {
+		// Let delivery catch up with what other processes published, so
+		// that the client's Last-Event-ID is not beyond upTo.
+		if err := sy.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("broker: replay: %w", err)
+		}
+	}
 	b.mu.Lock()
 	switch {
 	case b.closed.Load():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +142,76 @@ func TestReplayFailure(t *testing.T) {
 	}
 	if len(f.ch) != 0 {
 		t.Fatal("an unsubscribed stream received an event")
+	}
+}
+
+// lagBackend is the in-memory backend with delivery held back until Sync,
+// as a distributed backend's is until its log reader has caught up.
+type lagBackend struct {
+	*memory
+	deliver func(Message)
+	syncErr error
+
+	mu    sync.Mutex
+	held  []Message
+	syncs int
+}
+
+func (l *lagBackend) Start(deliver func(Message)) (uint64, error) {
+	l.deliver = deliver
+	return l.memory.Start(func(msg Message) {
+		l.mu.Lock()
+		l.held = append(l.held, msg)
+		l.mu.Unlock()
+	})
+}
+
+func (l *lagBackend) Sync(ctx context.Context) error {
+	l.mu.Lock()
+	held := l.held
+	l.held = nil
+	l.syncs++
+	l.mu.Unlock()
+	if l.syncErr != nil {
+		return l.syncErr
+	}
+	for _, msg := range held {
+		l.deliver(msg)
+	}
+	return nil
+}
+
+func TestSubscribeSyncsABackendThatLags(t *testing.T) {
+	clk := &fakeClock{}
+	lb := &lagBackend{memory: newMemory(100, -1, clk.now)}
+	b, err := New(Config{Backend: lb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	for range 3 {
+		publish(t, b, "a", "x") // 1..3, published "elsewhere": not delivered yet
+	}
+
+	// A client that saw 2 through another process: without Sync, 2 would
+	// be beyond what this broker has delivered, and a gap.
+	f := newFake(t, 16, "2")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatalf("got %v, want the replay of 3", err)
+	}
+	if got := ids(f.drain()); !slices.Equal(got, []string{"3"}) {
+		t.Fatalf("got IDs %q, want [3]", got)
+	}
+	// A first connection has nothing to replay: no Sync.
+	if err := newFake(t, 16, "").subscribe(b, "a"); err != nil || lb.syncs != 1 {
+		t.Fatalf("got %v after %d syncs, want nil after 1", err, lb.syncs)
+	}
+
+	lb.syncErr = errors.New("unreachable")
+	if err := newFake(t, 16, "3").subscribe(b, "a"); !errors.Is(err, lb.syncErr) {
+		t.Fatalf("got %v, want the Sync error", err)
+	}
+	if n := b.Stats().Subscribers; n != 2 {
+		t.Fatalf("%d subscribers, want 2: a failed Sync subscribes nothing", n)
 	}
 }

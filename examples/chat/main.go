@@ -9,6 +9,12 @@
 //	go run ./examples/chat -addr localhost:8080
 //	open http://localhost:8080/
 //
+// With -redis, the room lives in Redis, and every server given the same
+// Redis shares it (see README.md):
+//
+//	go run ./examples/chat -addr localhost:8080 -redis redis://127.0.0.1:6379/0
+//	go run ./examples/chat -addr localhost:8081 -redis redis://127.0.0.1:6379/0
+//
 // The HTTP surface is plain, so it can be scripted (see README.md):
 //
 //	curl -N localhost:8080/events
@@ -25,14 +31,26 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	retry := flag.Duration("retry", 2*time.Second, "how long a page waits before it reconnects")
+	redisURL := flag.String("redis", "", "keep the room in this Redis, shared with every server given it, e.g. redis://127.0.0.1:6379/0")
 	flag.Parse()
 
-	srv, err := newServer(config{Retry: *retry, Log: os.Stderr})
+	cfg := config{Retry: *retry, Log: os.Stderr}
+	if *redisURL != "" {
+		opts, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			log.Fatalf("-redis: %v", err)
+		}
+		cfg.Redis = redis.NewClient(opts)
+		defer cfg.Redis.Close() // after the server's shutdown
+	}
+	srv, err := newServer(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -83,7 +83,14 @@ func startServer(t *testing.T, retry time.Duration) *testServer {
 // startServerAt is startServer on the address addr.
 func startServerAt(t *testing.T, addr string, retry time.Duration) *testServer {
 	t.Helper()
-	srv, err := newServer(config{Retry: retry, Log: t.Output()})
+	return startServerWith(t, addr, config{Retry: retry})
+}
+
+// startServerWith is startServerAt with cfg, whose Log is the test's.
+func startServerWith(t *testing.T, addr string, cfg config) *testServer {
+	t.Helper()
+	cfg.Log = t.Output()
+	srv, err := newServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/echosse/echo-sse/broker"
+	"github.com/echosse/echo-sse/broker/redisbroker"
 	"github.com/echosse/echo-sse/echosse"
 	"github.com/echosse/echo-sse/event"
 )
@@ -51,6 +53,11 @@ type config struct {
 	// Log receives one line per request and the library's error reports.
 	// Nil logs nothing.
 	Log io.Writer
+
+	// Redis, when set, keeps the room in that Redis, shared with every
+	// server that uses it: messages, their history, and the count of
+	// pages online. Nil keeps the room in this process's memory.
+	Redis *redis.Client
 }
 
 // message is one chat message: the data of a "message" event, and an
@@ -70,8 +77,10 @@ type presence struct {
 // server is the chat room: an Echo app, the broker that fans events out to
 // every page, and the room's state.
 type server struct {
-	e *echo.Echo
-	b *broker.Broker
+	e      *echo.Echo
+	b      *broker.Broker
+	shared *sharedRoom // nil without Redis
+	logger *slog.Logger
 
 	// mu orders every Publish with the state it changes, so that the
 	// messages in recent and lastID match the broker's order, and the
@@ -79,21 +88,38 @@ type server struct {
 	// waits for a subscriber, so holding mu around it is cheap.
 	mu      sync.Mutex
 	streams map[*echosse.Stream]struct{} // open streams, for presence and dropStreams
-	recent  []message                    // the last recentSize messages, oldest first
-	lastID  string                       // ID of the last event published, on any topic
+	counted int                          // the count of pages online last published
+	recent  []message                    // without Redis: the last recentSize messages, oldest first
+	lastID  string                       // without Redis: ID of the last event published, on any topic
 }
 
 // newServer returns the room's server, ready to serve; serve starts it.
 func newServer(cfg config) (*server, error) {
-	b, err := broker.New(broker.Config{})
-	if err != nil {
-		return nil, err
-	}
 	logw := cfg.Log
 	if logw == nil {
 		logw = io.Discard
 	}
-	s := &server{e: echo.New(), b: b, streams: make(map[*echosse.Stream]struct{})}
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	s := &server{e: echo.New(), logger: logger, streams: make(map[*echosse.Stream]struct{})}
+
+	var backend broker.Backend // nil: in memory
+	if cfg.Redis != nil {
+		shared, err := newSharedRoom(cfg.Redis, redisbroker.Config{
+			Prefix: redisPrefix,
+			ErrorHandler: func(err error) {
+				logger.Warn("redis", "err", err) // outages and recoveries
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.shared, backend = shared, shared.backend
+	}
+	b, err := broker.New(broker.Config{Backend: backend})
+	if err != nil {
+		return nil, err
+	}
+	s.b = b
 
 	// Publish the first presence, so that lastID is never empty: a page that
 	// loads before any message is posted still resumes from a known ID, and
@@ -101,11 +127,17 @@ func newServer(cfg config) (*server, error) {
 	s.mu.Lock()
 	s.publishPresence()
 	s.mu.Unlock()
+	if s.shared != nil {
+		go s.shared.renew(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.publishOnline(false)
+		})
+	}
 
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(logw)
-	logger := slog.New(slog.NewTextHandler(logw, nil))
 
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -152,6 +184,9 @@ func (s *server) serve(ln net.Listener) error {
 // the close event, and then the broker stops.
 func (s *server) shutdown(ctx context.Context) error {
 	err := s.e.Shutdown(ctx)
+	if s.shared != nil {
+		err = errors.Join(err, s.shared.stop(ctx))
+	}
 	return errors.Join(err, s.b.Close())
 }
 
@@ -199,17 +234,46 @@ func (s *server) leave(st *echosse.Stream) {
 }
 
 // publishPresence publishes the number of open pages. s.mu must be held.
-func (s *server) publishPresence() {
+func (s *server) publishPresence() { s.publishOnline(true) }
+
+// publishOnline publishes the number of open pages, unless it is the
+// number last published and force is false. s.mu must be held.
+func (s *server) publishOnline(force bool) {
 	// The background context: a page that leaves still publishes, although
 	// its request's context is done.
-	id, err := s.b.Publish(context.Background(), topicPresence, event.Event{
-		Type: "presence",
-		Data: presence{Online: len(s.streams)},
-	})
-	if err == nil {
-		s.lastID = id
+	ctx := context.Background()
+	if s.shared == nil {
+		id, err := s.b.Publish(ctx, topicPresence, event.Event{
+			Type: "presence",
+			Data: presence{Online: len(s.streams)},
+		})
+		if err == nil {
+			s.counted, s.lastID = len(s.streams), id
+		}
+		// else the broker is closed: the server is shutting down.
+		return
 	}
-	// else the broker is closed: the server is shutting down.
+	// Shared: the total of every server. Another server may count at the
+	// same time and publish an older total after this one; so count again
+	// after publishing, until the total holds.
+	for i := range 3 {
+		total, err := s.shared.online(ctx, len(s.streams))
+		if err != nil {
+			s.logger.Warn("counting pages online", "err", err)
+			return
+		}
+		if total == s.counted && (i > 0 || !force) {
+			return
+		}
+		if _, err := s.b.Publish(ctx, topicPresence, event.Event{
+			Type: "presence",
+			Data: presence{Online: total},
+		}); err != nil {
+			s.logger.Warn("publishing presence", "err", err)
+			return
+		}
+		s.counted = total
+	}
 }
 
 // errDropped is the reason dropStreams gives the streams it ends.
@@ -249,11 +313,14 @@ func (s *server) post(c echo.Context) error {
 	m.Time = time.Now().UTC().Truncate(time.Second)
 	id, err := s.b.Publish(c.Request().Context(), topicChat, event.Event{Data: m})
 	if err == nil {
-		m.ID, s.lastID = id, id
-		if len(s.recent) == recentSize {
-			s.recent = append(s.recent[:0], s.recent[1:]...)
+		m.ID = id
+		if s.shared == nil { // else Redis keeps them
+			s.lastID = id
+			if len(s.recent) == recentSize {
+				s.recent = append(s.recent[:0], s.recent[1:]...)
+			}
+			s.recent = append(s.recent, m)
 		}
-		s.recent = append(s.recent, m)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -283,11 +350,22 @@ func validate(field, v string, limit int) error {
 // from, for a page that has just loaded. The page then opens
 // /events?lastEventID=<lastEventID> and misses nothing posted in between.
 func (s *server) messages(c echo.Context) error {
-	s.mu.Lock()
-	out := struct {
+	var out struct {
 		Messages    []message `json:"messages"`
 		LastEventID string    `json:"lastEventID"`
-	}{append([]message{}, s.recent...), s.lastID}
+	}
+	if s.shared != nil {
+		// From Redis, with the ID of the last event published on any
+		// server when they were read.
+		msgs, lastID, err := s.shared.recent(c.Request().Context(), recentSize)
+		if err != nil {
+			return echo.ErrServiceUnavailable.WithInternal(err)
+		}
+		out.Messages, out.LastEventID = msgs, lastID
+		return c.JSON(http.StatusOK, out)
+	}
+	s.mu.Lock()
+	out.Messages, out.LastEventID = append([]message{}, s.recent...), s.lastID
 	s.mu.Unlock()
 	return c.JSON(http.StatusOK, out)
 }
@@ -296,11 +374,27 @@ func (s *server) messages(c echo.Context) error {
 // counters.
 func (s *server) stats(c echo.Context) error {
 	s.mu.Lock()
-	online := len(s.streams)
+	online, room := len(s.streams), s.counted
 	s.mu.Unlock()
 	bs := s.b.Stats()
+	var rs *redisStats
+	if s.shared != nil {
+		st := s.shared.backend.Stats()
+		rs = &redisStats{
+			Connected:     st.Connected,
+			Published:     st.Published,
+			PublishErrors: st.PublishErrors,
+			Delivered:     st.Delivered,
+			Recovered:     st.Recovered,
+			Lost:          st.Lost,
+			ReadErrors:    st.ReadErrors,
+			Reconnects:    st.Reconnects,
+		}
+	}
 	return c.JSON(http.StatusOK, stats{
 		Online: online,
+		Room:   room,
+		Redis:  rs,
 		Broker: brokerStats{
 			Topics:      bs.Topics,
 			Subscribers: bs.Subscribers,
@@ -315,8 +409,22 @@ func (s *server) stats(c echo.Context) error {
 
 // stats is the answer of GET /api/stats.
 type stats struct {
-	Online int         `json:"online"` // pages with an open stream
+	Online int         `json:"online"` // pages with an open stream on this server
+	Room   int         `json:"room"`   // pages online in the room, on every server: the last presence published
 	Broker brokerStats `json:"broker"`
+	Redis  *redisStats `json:"redis,omitempty"` // with -redis: the backend's counters
+}
+
+// redisStats is [redisbroker.Stats] in JSON.
+type redisStats struct {
+	Connected     bool   `json:"connected"` // reading Redis now
+	Published     uint64 `json:"published"` // by this server
+	PublishErrors uint64 `json:"publishErrors"`
+	Delivered     uint64 `json:"delivered"` // read from Redis, published by any server
+	Recovered     uint64 `json:"recovered"`
+	Lost          uint64 `json:"lost"`
+	ReadErrors    uint64 `json:"readErrors"`
+	Reconnects    uint64 `json:"reconnects"`
 }
 
 // brokerStats is [broker.Stats] in JSON.

@@ -1,0 +1,499 @@
+package redisbroker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/echosse/echo-sse/broker"
+	"github.com/echosse/echo-sse/event"
+)
+
+var (
+	// ErrRecovered is wrapped by the error Config.ErrorHandler is given
+	// when the backend reads the log again after failures: a notice that
+	// delivery has resumed from the last message delivered, not a failure.
+	ErrRecovered = errors.New("redisbroker: reading the log again")
+
+	// ErrLost is wrapped by the error Config.ErrorHandler is given when
+	// messages could not be delivered because Redis no longer had them: the
+	// log and the topics' histories were trimmed past them while this
+	// process could not read, or Redis lost its data. Subscribers of this
+	// process did not receive them; clients that reconnect are told of the
+	// gap by broker.ErrGap as usual.
+	ErrLost = errors.New("redisbroker: messages lost")
+)
+
+// A Backend is a [broker.Backend] on Redis Streams: processes that share a
+// Redis (and a Config.Prefix) share topics, histories and event IDs. Give it
+// to [broker.New] in [broker.Config].Backend. All its methods are safe for
+// concurrent use.
+type Backend struct {
+	client *redis.Client
+	cfg    Config
+	keys   keys
+
+	mu        sync.Mutex
+	started   bool
+	delivered uint64        // the Seq of the last message delivered
+	advanced  chan struct{} // closed and replaced when delivered grows
+	closed    atomic.Bool
+	quit      chan struct{} // closed by Close: the log reader stops
+	tailDone  chan struct{} // closed when the log reader has stopped
+	tailID    atomic.Int64  // CLIENT ID of the log reader's connection, 0 if none
+
+	published     atomic.Uint64
+	publishErrors atomic.Uint64
+	deliveredN    atomic.Uint64
+	recovered     atomic.Uint64
+	lost          atomic.Uint64
+	readErrors    atomic.Uint64
+	reconnects    atomic.Uint64
+	down          atomic.Bool
+}
+
+// keys are the names of a backend's keys (see scripts.go).
+type keys struct {
+	seq, base, topics, forgot, ids, log, topic string
+}
+
+func newKeys(prefix string) keys {
+	p := "{" + prefix + "}:"
+	return keys{
+		seq:    p + "seq",
+		base:   p + "base",
+		topics: p + "topics",
+		forgot: p + "forgot",
+		ids:    p + "ids",
+		log:    p + "log",
+		topic:  p + "topic:",
+	}
+}
+
+// New returns a Backend that keeps its history in the Redis client talks
+// to, configured by cfg, whose zero fields take their values from
+// [DefaultConfig]; or an error saying what to fix. It needs Redis 6.2 or
+// later. It makes no request until the broker starts it.
+//
+// The client stays the caller's: close it after the broker (whose Close
+// closes the backend). The backend takes one of its connections for itself
+// while it runs, to read the log.
+func New(client *redis.Client, cfg Config) (*Backend, error) {
+	if client == nil {
+		return nil, errors.New("redisbroker: New needs a client")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		client:   client,
+		cfg:      cfg,
+		keys:     newKeys(cfg.Prefix),
+		advanced: make(chan struct{}),
+		quit:     make(chan struct{}),
+		tailDone: make(chan struct{}),
+	}, nil
+}
+
+// startTimeout bounds the requests Start makes.
+const startTimeout = 10 * time.Second
+
+// Start implements [broker.Backend]. It returns an error if Redis cannot be
+// reached, and starts one goroutine, which reads the log of every topic
+// with a blocking XREAD on a connection of its own and delivers what it
+// reads, one message at a time, in Seq order. When reading fails it tries
+// again after a backoff (Config.MinBackoff to Config.MaxBackoff) from the
+// last message it delivered, so that nothing published is skipped.
+func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.started:
+		return 0, errors.New("redisbroker: backend already started")
+	case b.closed.Load():
+		return 0, broker.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if last, err = b.head(ctx); err != nil {
+		return 0, err
+	}
+	b.started = true
+	b.delivered = last
+	go b.tail(deliver, last)
+	return last, nil
+}
+
+// head returns the last Seq assigned, 0 if none.
+func (b *Backend) head(ctx context.Context) (uint64, error) {
+	s, err := b.client.Get(ctx, b.keys.seq).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("redisbroker: %w", err)
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redisbroker: %s holds %q, not a sequence number", b.keys.seq, s)
+	}
+	return seq, nil
+}
+
+// Publish implements [broker.Backend]: one script, run atomically by
+// Redis, assigns the Seq and adds the message to its topic's history and to
+// the log. Every process receives it from the log, this one included: when
+// Publish returns, the message is stored, not yet delivered.
+//
+// Seq is the Redis server's clock in microseconds when the message was
+// published, or one more than the previous Seq if that is not less: IDs
+// look like the in-memory history's, keep growing when Redis is restarted
+// or even loses its data, and are the same in every process.
+//
+// When Redis cannot be reached, or does not answer in time, Publish returns
+// an error wrapping go-redis's and counts it in Stats.PublishErrors. If the
+// connection broke after the request was sent, the event may have been
+// stored all the same; and since go-redis sends a command again when its
+// connection breaks (redis.Options.MaxRetries), it may then be stored
+// twice, under two IDs. A client with MaxRetries -1 rules that out, at the
+// price of more errors to handle.
+func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (broker.Message, error) {
+	if b.closed.Load() {
+		return broker.Message{}, broker.ErrClosed
+	}
+	ev, err := marshalData(ev)
+	if err != nil {
+		return broker.Message{}, err
+	}
+	custom := ev.ID
+	if len(custom) > maxIDLen {
+		return broker.Message{}, fmt.Errorf("redisbroker: event ID longer than %d bytes", maxIDLen)
+	}
+	probe := ev
+	if probe.ID == "" {
+		probe.ID = "0" // what IDs are made of
+	}
+	if _, err := probe.AppendTo(nil); err != nil {
+		return broker.Message{}, err
+	}
+
+	k := b.keys
+	age := int64(0)
+	if b.cfg.HistoryAge > 0 {
+		age = b.cfg.HistoryAge.Microseconds()
+	}
+	args := make([]any, 0, 5+10)
+	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, custom)
+	args = eventFields(args, ev)
+	s, err := publishScript.Run(ctx, b.client,
+		[]string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic}, args...).Text()
+	if err != nil {
+		b.publishErrors.Add(1)
+		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: %w", topic, err)
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: the script returned %q", topic, s)
+	}
+	b.published.Add(1)
+	if custom == "" {
+		ev.ID = s
+	}
+	if ev, err = ev.Prepare(); err != nil { // checked above: cannot fail
+		return broker.Message{}, err
+	}
+	return broker.Message{Topic: topic, Seq: seq, Time: time.UnixMicro(int64(seq)), Event: ev}, nil
+}
+
+// Replay implements [broker.Backend]: one script reads, atomically, each
+// topic's stream with XRANGE after the Seq of lastEventID and up to upTo,
+// and checks that the history has all of them: the first message it keeps
+// after lastEventID names its topic's previous message, which must not be
+// newer than lastEventID. The messages of all topics are merged by Seq.
+func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID string, upTo uint64) ([]broker.Message, error) {
+	if len(lastEventID) > maxIDLen {
+		return nil, fmt.Errorf("%w: Last-Event-ID longer than %d bytes", broker.ErrGap, maxIDLen)
+	}
+	num := ""
+	if n, err := strconv.ParseUint(lastEventID, 10, 64); err == nil {
+		num = strconv.FormatUint(n, 10)
+	}
+	k := b.keys
+	ks := make([]string, 0, 4+len(topics))
+	ks = append(ks, k.base, k.topics, k.forgot, k.ids)
+	args := make([]any, 0, 3+len(topics))
+	args = append(args, lastEventID, num, strconv.FormatUint(upTo, 10))
+	for _, t := range topics {
+		ks = append(ks, k.topic+t)
+		args = append(args, t)
+	}
+	reply, err := replayScript.Run(ctx, b.client, ks, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: replay: %w", err)
+	}
+	if len(reply) < 1 {
+		return nil, errBadReply
+	}
+	status, _ := reply[0].(int64)
+	switch status {
+	case 0:
+	case 1, 2:
+		if len(reply) != 2 {
+			return nil, errBadReply
+		}
+		what, _ := reply[1].(string)
+		if status == 2 {
+			return nil, fmt.Errorf("%w: events of topic %q published after Last-Event-ID %q are no longer in the history",
+				broker.ErrGap, what, lastEventID)
+		}
+		why := map[string]string{
+			"future": " (newer than every message delivered)",
+			"before": " (older than the history Redis has)",
+		}[what]
+		return nil, fmt.Errorf("%w: unknown Last-Event-ID %q%s", broker.ErrGap, lastEventID, why)
+	default:
+		return nil, errBadReply
+	}
+	var out []broker.Message
+	for _, r := range reply[1:] {
+		entries, err := luaEntries(r)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			msg, _, err := decode(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, msg)
+		}
+	}
+	if len(reply) > 2 {
+		slices.SortFunc(out, func(a, b broker.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	return out, nil
+}
+
+// trimBatch is how many topics Trim handles per script run.
+const trimBatch = 100
+
+// Trim implements [broker.Backend]: it trims every topic's history and the
+// log by age (XTRIM MINID), drops the topics left empty, and forgets the
+// caller-set IDs of messages no topic keeps. Publish trims by count, and
+// trims its topic by age.
+func (b *Backend) Trim(ctx context.Context) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	k := b.keys
+	head, err := b.head(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := ""
+	if b.cfg.HistoryAge > 0 {
+		t, err := b.client.Time(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("redisbroker: %w", err)
+		}
+		cutoff = entryID(uint64(max(t.Add(-b.cfg.HistoryAge).UnixMicro(), 0)))
+		if err := b.client.XTrimMinID(ctx, k.log, cutoff).Err(); err != nil {
+			return fmt.Errorf("redisbroker: trimming the log: %w", err)
+		}
+	}
+	oldest := head + 1 // the oldest Seq any topic keeps
+	var cursor uint64
+	for {
+		names, next, err := b.client.HScan(ctx, k.topics, cursor, "", trimBatch).Result()
+		if err != nil {
+			return fmt.Errorf("redisbroker: %w", err)
+		}
+		ks := []string{k.topics, k.forgot}
+		args := []any{cutoff}
+		for i := 0; i+1 < len(names); i += 2 { // name, value, name, value...
+			ks = append(ks, k.topic+names[i])
+			args = append(args, names[i])
+		}
+		if len(args) > 1 {
+			firsts, err := trimScript.Run(ctx, b.client, ks, args...).StringSlice()
+			if err != nil {
+				return fmt.Errorf("redisbroker: trimming: %w", err)
+			}
+			for _, id := range firsts {
+				if seq, err := parseEntryID(id); err == nil {
+					oldest = min(oldest, seq)
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	// A caller-set ID whose message no topic keeps is unknown, as it is to
+	// the in-memory history. Those published since head are left alone.
+	if err := b.client.ZRemRangeByScore(ctx, k.ids, "-inf", "("+strconv.FormatUint(oldest, 10)).Err(); err != nil {
+		return fmt.Errorf("redisbroker: %w", err)
+	}
+	return nil
+}
+
+// Sync implements [broker.Syncer]: it reads the last Seq assigned, and
+// waits until the log reader has delivered it. The [broker.Broker] calls it
+// before it replays to a reconnecting client, so that a client that
+// received an event through another process and reconnects here is not
+// told of a gap because this process has not read that event yet.
+func (b *Backend) Sync(ctx context.Context) error {
+	head, err := b.head(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		b.mu.Lock()
+		done, advanced := b.delivered >= head, b.advanced
+		b.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.quit:
+			return broker.ErrClosed
+		}
+	}
+}
+
+// Recent returns the last n messages of topic, oldest first, and the ID of
+// the last message published on any topic when it read them ("" if none):
+// a client that shows these messages and then subscribes with that ID as
+// its Last-Event-ID misses nothing and receives none of them twice. A
+// process that starts can show a conversation so far with it, for
+// instance.
+func (b *Backend) Recent(ctx context.Context, topic string, n int) (msgs []broker.Message, lastEventID string, err error) {
+	if n <= 0 {
+		return nil, "", errors.New("redisbroker: Recent needs n > 0")
+	}
+	var rng *redis.XMessageSliceCmd
+	var seq *redis.StringCmd
+	_, err = b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		rng = p.XRevRangeN(ctx, b.keys.topic+topic, "+", "-", int64(n))
+		seq = p.Get(ctx, b.keys.seq)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, "", fmt.Errorf("redisbroker: %w", err)
+	}
+	lastEventID = seq.Val()
+	entries := rng.Val()
+	msgs = make([]broker.Message, 0, len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		msg, _, err := decode(mapEntry(entries[i].ID, entries[i].Values))
+		if err != nil {
+			return nil, "", err
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs, lastEventID, nil
+}
+
+// Close implements [broker.Backend]: it stops the log reader, waking it
+// with CLIENT UNBLOCK if it is waiting in XREAD, and waits for it. It does
+// not close the client. Calls after the first return nil.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	close(b.quit)
+	started := b.started
+	b.mu.Unlock()
+	if !started {
+		return nil
+	}
+	wake := time.NewTicker(20 * time.Millisecond)
+	defer wake.Stop()
+	for {
+		if id := b.tailID.Load(); id != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			b.client.ClientUnblock(ctx, id) // if Redis is down, the reader is not blocked in XREAD
+			cancel()
+		}
+		select {
+		case <-b.tailDone:
+			return nil
+		case <-wake.C: // the reader may have been about to block: wake it again
+		}
+	}
+}
+
+// Stats are a backend's counters, as [Backend.Stats] reads them. The
+// counters only grow.
+type Stats struct {
+	// Published is the number of messages this process published.
+	Published uint64
+
+	// PublishErrors is the number of Publish calls that failed because
+	// Redis could not be reached or did not answer.
+	PublishErrors uint64
+
+	// Delivered is the number of messages, published by any process, that
+	// this process read and delivered to its broker.
+	Delivered uint64
+
+	// Recovered is the number of those that were read from a topic's
+	// history because the log no longer had them.
+	Recovered uint64
+
+	// Lost is the number of times delivery had to skip messages Redis no
+	// longer had (each time one or more; see [ErrLost]).
+	Lost uint64
+
+	// ReadErrors is the number of failed attempts to read the log.
+	ReadErrors uint64
+
+	// Reconnects is the number of times reading the log worked again after
+	// failures.
+	Reconnects uint64
+
+	// Connected says whether the log reader is reading: false from its
+	// first failure until it reads again.
+	Connected bool
+
+	// LastSeq is the Seq of the last message delivered.
+	LastSeq uint64
+}
+
+// Stats returns the backend's counters; publish them beside the broker's,
+// with expvar for example.
+func (b *Backend) Stats() Stats {
+	b.mu.Lock()
+	last := b.delivered
+	started := b.started
+	b.mu.Unlock()
+	return Stats{
+		Published:     b.published.Load(),
+		PublishErrors: b.publishErrors.Load(),
+		Delivered:     b.deliveredN.Load(),
+		Recovered:     b.recovered.Load(),
+		Lost:          b.lost.Load(),
+		ReadErrors:    b.readErrors.Load(),
+		Reconnects:    b.reconnects.Load(),
+		Connected:     started && !b.closed.Load() && !b.down.Load(),
+		LastSeq:       last,
+	}
+}
+
+var (
+	_ broker.Backend = (*Backend)(nil)
+	_ broker.Syncer  = (*Backend)(nil)
+)

@@ -1,0 +1,119 @@
+package redisbroker
+
+import (
+	"errors"
+	"log"
+	"strings"
+	"time"
+)
+
+// Config defines the config of a [Backend]. The zero value of every field
+// means its default. Every process sharing topics must use the same Prefix,
+// and should use the same limits.
+type Config struct {
+	// Prefix starts the name of every key the backend uses, inside a hash
+	// tag so that they all live in one slot: "{echosse}:log",
+	// "{echosse}:topic:chat", and so on. Processes with the same Prefix on
+	// the same Redis share their topics; another Prefix is another world.
+	// It must not contain '{' or '}'.
+	// Optional. Default value "echosse".
+	Prefix string
+
+	// HistorySize is how many events each topic keeps for replay (XADD
+	// MAXLEN, exact). A client that reconnects after more events than this
+	// were published on one of its topics gets no replay:
+	// broker.Broker.Subscribe returns broker.ErrGap.
+	// Optional. Default value 1000.
+	HistorySize int
+
+	// HistoryAge is how long an event stays in its topic's history (XTRIM
+	// MINID, on every publish on the topic and on every Trim). A negative
+	// value keeps events whatever their age.
+	// Optional. Default value 1 hour.
+	HistoryAge time.Duration
+
+	// LogSize is about how many events the log of all topics keeps (XADD
+	// MAXLEN ~). Each process reads new events from that log; one that
+	// falls further behind (cut off from Redis while others publish)
+	// fetches what the log lost from the topics' histories.
+	// Optional. Default value 10000.
+	LogSize int
+
+	// MinBackoff is how long the log reader waits before it tries again
+	// after its first failure; each further failure doubles the wait, up
+	// to MaxBackoff, with some random jitter.
+	// Optional. Default value 100 ms.
+	MinBackoff time.Duration
+
+	// MaxBackoff is the longest wait between two attempts to read the log.
+	// Optional. Default value 2 s.
+	MaxBackoff time.Duration
+
+	// ErrorHandler is told when reading the log fails (every attempt, with
+	// the number of failures so far), when it works again (an error
+	// wrapping [ErrRecovered]: a notice, not a failure), and when messages
+	// could not be delivered (an error wrapping [ErrLost]). It runs on the
+	// log reader's goroutine: it must not block.
+	// Optional. Default value: log the error with the standard log package.
+	ErrorHandler func(err error)
+}
+
+// DefaultConfig is the default configuration of a [Backend].
+var DefaultConfig = Config{
+	Prefix:       "echosse",
+	HistorySize:  1000,
+	HistoryAge:   time.Hour,
+	LogSize:      10000,
+	MinBackoff:   100 * time.Millisecond,
+	MaxBackoff:   2 * time.Second,
+	ErrorHandler: logError,
+}
+
+func logError(err error) { log.Print(err) }
+
+// withDefaults returns config with its zero fields filled from
+// DefaultConfig, or an error saying what to fix.
+func (config Config) withDefaults() (Config, error) {
+	switch {
+	case strings.ContainsAny(config.Prefix, "{}"):
+		return config, errors.New("redisbroker: Prefix must not contain '{' or '}'")
+	case config.HistorySize < 0:
+		return config, errors.New("redisbroker: HistorySize must not be negative (0 means the default, 1000)")
+	case config.LogSize < 0:
+		return config, errors.New("redisbroker: LogSize must not be negative (0 means the default, 10000)")
+	case config.MinBackoff < 0 || config.MaxBackoff < 0:
+		return config, errors.New("redisbroker: MinBackoff and MaxBackoff must not be negative")
+	}
+	d := DefaultConfig
+	if config.Prefix == "" {
+		config.Prefix = d.Prefix
+	}
+	if config.HistorySize == 0 {
+		config.HistorySize = d.HistorySize
+	}
+	if config.HistoryAge == 0 {
+		config.HistoryAge = d.HistoryAge
+	}
+	if config.LogSize == 0 {
+		config.LogSize = d.LogSize
+	}
+	if config.MinBackoff == 0 {
+		config.MinBackoff = d.MinBackoff
+	}
+	if config.MaxBackoff == 0 {
+		config.MaxBackoff = max(d.MaxBackoff, config.MinBackoff)
+	}
+	if config.ErrorHandler == nil {
+		config.ErrorHandler = d.ErrorHandler
+	}
+	if config.ErrorHandler == nil {
+		config.ErrorHandler = logError
+	}
+	switch {
+	case config.MinBackoff > config.MaxBackoff:
+		return config, errors.New("redisbroker: MinBackoff must not exceed MaxBackoff")
+	case config.HistoryAge > 0 && config.HistoryAge < time.Millisecond:
+		return config, errors.New("redisbroker: HistoryAge must be at least a millisecond")
+	}
+	return config, nil
+}

@@ -1,0 +1,231 @@
+package redisbroker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/echosse/echo-sse/broker"
+)
+
+const (
+	// readCount is how many entries one XREAD returns at most.
+	readCount = 1000
+
+	// block is how long one XREAD waits for new entries. go-redis gives
+	// the read 10 s more before it gives up on the connection, so a
+	// connection that died silently is replaced within 15 s.
+	block = 5 * time.Second
+)
+
+// tail reads the log from the message after last, and delivers every
+// message it reads, in order, until Close. It is the backend's goroutine.
+func (b *Backend) tail(deliver func(broker.Message), last uint64) {
+	defer close(b.tailDone)
+	ctx := context.Background()
+	var conn *redis.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	pos := entryID(last) // where XREAD goes on from
+	failures := 0
+	var since time.Time
+	for !b.stopping() {
+		err := func() error {
+			if conn == nil {
+				// A connection of its own, whose ID Close can unblock.
+				conn = b.client.Conn()
+				id, err := conn.ClientID(ctx).Result()
+				if err != nil {
+					return err
+				}
+				b.tailID.Store(id)
+				if failures > 0 {
+					b.reconnects.Add(1)
+					b.down.Store(false)
+					b.cfg.ErrorHandler(fmt.Errorf("%w after %d failed attempts in %v; delivering from Seq %d on",
+						ErrRecovered, failures, time.Since(since).Round(time.Millisecond), last))
+					failures = 0
+				}
+			}
+			if b.stopping() {
+				return nil
+			}
+			streams, err := conn.XRead(ctx, &redis.XReadArgs{
+				Streams: []string{b.keys.log, pos},
+				Count:   readCount,
+				Block:   block,
+			}).Result()
+			if errors.Is(err, redis.Nil) {
+				return nil // nothing new, or Close woke it
+			} else if err != nil {
+				return err
+			}
+			defer b.advance(&last)
+			for _, st := range streams {
+				for _, m := range st.Messages {
+					msg, prev, err := decode(mapEntry(m.ID, m.Values))
+					if err != nil {
+						// Not an entry this package wrote: skip it.
+						b.cfg.ErrorHandler(fmt.Errorf("redisbroker: skipping log entry: %w", err))
+						pos = m.ID
+						continue
+					}
+					switch {
+					case prev > last:
+						// The log lost entries before this one: fetch
+						// them from the topics' histories.
+						if err := b.catchUp(ctx, deliver, &last, prev); err != nil {
+							return err
+						}
+					case prev < last:
+						b.lost.Add(1)
+						b.cfg.ErrorHandler(fmt.Errorf("%w: the log goes on from Seq %d after Seq %d, not %d: Redis lost data",
+							ErrLost, msg.Seq, prev, last))
+					}
+					pos = m.ID
+					if msg.Seq <= last {
+						continue
+					}
+					deliver(msg)
+					b.deliveredN.Add(1)
+					last = msg.Seq
+				}
+			}
+			return nil
+		}()
+		if err == nil || b.stopping() {
+			continue
+		}
+		failures++
+		b.readErrors.Add(1)
+		if failures == 1 {
+			since = time.Now()
+			b.down.Store(true)
+		}
+		b.tailID.Store(0)
+		conn.Close()
+		conn = nil
+		wait := b.backoff(failures)
+		b.cfg.ErrorHandler(fmt.Errorf("redisbroker: reading the log failed (%d in a row; trying again in %v): %w",
+			failures, wait.Round(time.Millisecond), err))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-b.quit:
+			t.Stop()
+		}
+	}
+}
+
+// stopping reports whether Close has been called.
+func (b *Backend) stopping() bool {
+	select {
+	case <-b.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// advance records that every message up to *last has been delivered, and
+// wakes Sync.
+func (b *Backend) advance(last *uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if *last > b.delivered {
+		b.delivered = *last
+		close(b.advanced)
+		b.advanced = make(chan struct{})
+	}
+}
+
+// backoff returns how long to wait after the n-th failure in a row:
+// doubling from MinBackoff up to MaxBackoff, between half of it and all of
+// it at random, so that processes do not all come back at once.
+func (b *Backend) backoff(n int) time.Duration {
+	d := b.cfg.MinBackoff
+	for i := 1; i < n && d < b.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, b.cfg.MaxBackoff)
+	if half := d / 2; half > 0 {
+		d = half + rand.N(half+1)
+	}
+	return d
+}
+
+// catchUp delivers the messages after Seq *last and up to Seq upTo, which
+// the log no longer has, from the histories of the topics published on
+// since then, and moves *last on to upTo. Those the histories do not have
+// either are reported lost.
+func (b *Backend) catchUp(ctx context.Context, deliver func(broker.Message), last *uint64, upTo uint64) error {
+	after := *last
+	all, err := b.client.HGetAll(ctx, b.keys.topics).Result()
+	if err != nil {
+		return err
+	}
+	var names []string
+	for name, v := range all {
+		if seq, err := strconv.ParseUint(v, 10, 64); err == nil && seq > after {
+			names = append(names, name)
+		}
+	}
+	from, to := "("+entryID(after), entryID(upTo)
+	cmds := make([]*redis.XMessageSliceCmd, len(names))
+	if len(names) > 0 {
+		if _, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, name := range names {
+				cmds[i] = p.XRange(ctx, b.keys.topic+name, from, to)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	type found struct {
+		msg  broker.Message
+		prev uint64
+	}
+	var msgs []found
+	for _, cmd := range cmds {
+		for _, m := range cmd.Val() {
+			msg, prev, err := decode(mapEntry(m.ID, m.Values))
+			if err != nil {
+				b.cfg.ErrorHandler(fmt.Errorf("redisbroker: skipping history entry: %w", err))
+				continue
+			}
+			msgs = append(msgs, found{msg, prev})
+		}
+	}
+	slices.SortFunc(msgs, func(x, y found) int { return cmp.Compare(x.msg.Seq, y.msg.Seq) })
+	for _, f := range msgs {
+		if f.prev != *last { // the message before it is in neither
+			b.reportLost(*last, f.msg.Seq)
+		}
+		deliver(f.msg)
+		b.deliveredN.Add(1)
+		b.recovered.Add(1)
+		*last = f.msg.Seq
+	}
+	if *last != upTo {
+		b.reportLost(*last, upTo+1)
+		*last = upTo
+	}
+	return nil
+}
+
+func (b *Backend) reportLost(after, before uint64) {
+	b.lost.Add(1)
+	b.cfg.ErrorHandler(fmt.Errorf("%w: messages after Seq %d and before Seq %d are no longer in Redis (the log and the histories were trimmed while this process could not read them)",
+		ErrLost, after, before))
+}
