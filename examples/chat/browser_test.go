@@ -26,8 +26,18 @@ var update = flag.Bool("update", false, "rewrite docs/chat.png with the screensh
 // These tests drive the page in the shared headless Chromium (see TestMain):
 // the browser's own EventSource receives the events, through Echo's Gzip.
 
+// TestTwoPagesSeeAMessageAtOnce runs with Echo's Gzip in front of the
+// streams, and with the streams compressing themselves (Config.Compress).
 func TestTwoPagesSeeAMessageAtOnce(t *testing.T) {
-	ts := startServer(t, time.Second)
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "echo-gzip", true: "stream-compress"}[compress], func(t *testing.T) {
+			twoPagesSeeAMessageAtOnce(t, compress)
+		})
+	}
+}
+
+func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
+	ts := startServerWith(t, "127.0.0.1:0", config{Retry: time.Second, Compress: compress})
 	sender, receiver := newTab(t), newTab(t)
 
 	watch, cancel := context.WithTimeout(receiver, 30*time.Second)

@@ -39,9 +39,10 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	retry := flag.Duration("retry", 2*time.Second, "how long a page waits before it reconnects")
 	redisURL := flag.String("redis", "", "keep the room in this Redis, shared with every server given it, e.g. redis://127.0.0.1:6379/0")
+	compress := flag.Bool("compress", false, "let the streams compress themselves (low memory per idle page) instead of Echo's Gzip")
 	flag.Parse()
 
-	cfg := config{Retry: *retry, Log: os.Stderr}
+	cfg := config{Retry: *retry, Log: os.Stderr, Compress: *compress}
 	if *redisURL != "" {
 		opts, err := redis.ParseURL(*redisURL)
 		if err != nil {

@@ -54,6 +54,12 @@ type config struct {
 	// Nil logs nothing.
 	Log io.Writer
 
+	// Compress makes the streams compress themselves (echosse's
+	// Config.Compress), which costs an idle page a few KB of server memory
+	// instead of the compressor Echo's Gzip keeps for every stream; Gzip
+	// then serves only the other routes.
+	Compress bool
+
 	// Redis, when set, keeps the room in that Redis, shared with every
 	// server that uses it: messages, their history, and the count of
 	// pages online. Nil keeps the room in this process's memory.
@@ -156,11 +162,16 @@ func newServer(cfg config) (*server, error) {
 			return nil
 		},
 	}))
-	e.Use(middleware.Gzip())           // compression first: it wraps the writer the streams flush through
+	// Compression first: it wraps the writer the streams flush through.
+	// With cfg.Compress the streams compress themselves and Gzip skips them.
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{Skipper: func(c echo.Context) bool {
+		return cfg.Compress && c.Path() == "/events"
+	}}))
 	e.Use(middleware.BodyLimit("64K")) // a message is at most a few KB
 	e.Use(echosse.Middleware(echosse.Config{
 		PingInterval: 30 * time.Second, // under the 60 s idle limit of common proxies
 		Retry:        cfg.Retry,
+		Compress:     cfg.Compress,
 	}))
 
 	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
