@@ -49,15 +49,20 @@ func TestAllocsNonePerEventInThePump(t *testing.T) {
 	for range 1000 { // warm up: buffers, pools, stacks
 		roundTrip()
 	}
+	// The fewest of three rounds: a stray allocation elsewhere in the
+	// process (the runtime, a connection winding down) is not the pump's.
 	const n = 5000
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range n {
-		roundTrip()
+	allocs := uint64(1 << 63)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			roundTrip()
+		}
+		runtime.ReadMemStats(&after)
+		allocs = min(allocs, after.Mallocs-before.Mallocs)
 	}
-	runtime.ReadMemStats(&after)
 	close(s.C)
-	allocs := after.Mallocs - before.Mallocs
 	t.Logf("%d allocations for %d events", allocs, n)
 	if allocs > n/1000 {
 		t.Fatalf("got %d allocations for %d events, want none per event", allocs, n)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -331,6 +332,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	bp := bufPool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	closed := false
+	n := 0 // events taken since the buffer was last found empty
 	for {
 		if !ok {
 			buf = append(buf, s.h.closeFrame...)
@@ -341,6 +343,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		if buf, err = ev.AppendTo(buf); err != nil {
 			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
 		}
+		n++
 		if len(buf) >= maxBatch {
 			break
 		}
@@ -348,6 +351,17 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		case ev, ok = <-s.ch:
 			continue
 		default:
+		}
+		// The batch took a whole channel's worth: the senders
+		// are faster than the client; let them refill it before writing.
+		if n >= cap(s.ch) {
+			n = 0
+			runtime.Gosched()
+			select {
+			case ev, ok = <-s.ch:
+				continue
+			default:
+			}
 		}
 		break
 	}
