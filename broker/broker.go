@@ -35,6 +35,12 @@ type Broker struct {
 
 	quit        chan struct{} // closed by Close: the janitor stops
 	janitorDone chan struct{}
+
+	// overflowing holds the live streams whose buffer was full when an
+	// event came: their events wait in sub.pending, and the janitor
+	// moves them on (kicked through kick) as the buffers empty.
+	overflowing map[*sub]struct{}
+	kick        chan struct{}
 }
 
 // topic is the set of streams subscribed to one topic.
@@ -59,9 +65,11 @@ type sub struct {
 	stop    func() bool  // unregisters the context.AfterFunc
 	removed bool
 
-	// While its replay is being sent (member.catching), live events wait
-	// in pending instead of going to c.
-	pending []event.Event
+	// While its replay is being sent (member.catching), or while its
+	// buffer overflows (overflow), live events wait in pending instead of
+	// going to c.
+	pending  []event.Event
+	overflow bool
 }
 
 type membership struct {
@@ -93,6 +101,8 @@ func New(cfg Config) (*Broker, error) {
 		maxPending:  cfg.HistorySize,
 		quit:        make(chan struct{}),
 		janitorDone: make(chan struct{}),
+		overflowing: make(map[*sub]struct{}),
+		kick:        make(chan struct{}, 1),
 	}
 	if b.backend == nil {
 		b.backend = newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
@@ -119,16 +129,64 @@ func (b *Broker) janitor(every time.Duration) {
 	defer cancel()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var drain *time.Ticker // runs while some stream overflows
+	var drainC <-chan time.Time
+	defer func() {
+		if drain != nil {
+			drain.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-t.C:
 			if err := b.backend.Trim(ctx); err != nil {
 				b.cfg.ErrorHandler(fmt.Errorf("broker: trimming the history: %w", err))
 			}
+		case <-b.kick:
+			if drain == nil {
+				drain = time.NewTicker(drainEvery)
+				drainC = drain.C
+			}
+		case <-drainC:
+			if !b.drainAll() {
+				drain.Stop()
+				drain, drainC = nil, nil
+			}
 		case <-b.quit:
 			return
 		}
 	}
+}
+
+// drainEvery is how often the janitor moves the events of overflowing
+// streams into their buffers.
+const drainEvery = 5 * time.Millisecond
+
+// drainAll moves what it can of every overflowing stream's pending events
+// into its buffer, and reports whether some stream still overflows.
+func (b *Broker) drainAll() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.overflowing {
+		b.drain(s)
+	}
+	return len(b.overflowing) > 0
+}
+
+// drain moves s's pending events into its buffer, in order, as far as
+// there is room; once none is left, s is live again.
+func (b *Broker) drain(s *sub) {
+	for len(s.pending) > 0 {
+		select {
+		case s.c <- s.pending[0]:
+			s.pending[0] = event.Event{}
+			s.pending = s.pending[1:]
+		default:
+			return
+		}
+	}
+	s.pending, s.overflow = nil, false
+	delete(b.overflowing, s)
 }
 
 // Publish sends ev to every stream subscribed to topic, and keeps it in the
@@ -183,17 +241,35 @@ func (b *Broker) deliver(msg Message) {
 	// into its place) skips no one.
 	for i := len(t.subs) - 1; i >= 0; i-- {
 		m := &t.subs[i]
-		if !m.catching {
+		s := m.s
+		if s.overflow {
+			b.drain(s)
+		}
+		if !m.catching && !s.overflow {
 			select {
 			case m.c <- msg.Event:
 				continue
 			default:
 			}
-		} else if len(m.s.pending) < b.maxPending {
-			m.s.pending = append(m.s.pending, msg.Event)
+			// The buffer is full. A stream that falls behind for a
+			// moment (a burst, a busy server) is not slow yet: its
+			// events wait, as a replay's do, up to the same bound.
+			if b.cfg.SlowClient == SlowClientDrop || s.st.Context().Err() != nil {
+				b.full(s)
+				continue
+			}
+			s.overflow = true
+			b.overflowing[s] = struct{}{}
+			select {
+			case b.kick <- struct{}{}:
+			default:
+			}
+		}
+		if len(s.pending) < b.maxPending {
+			s.pending = append(s.pending, msg.Event)
 			continue
 		}
-		b.full(m.s)
+		b.full(s)
 	}
 }
 
@@ -408,7 +484,8 @@ func (b *Broker) remove(s *sub) {
 	}
 	s.removed = true
 	s.stop()
-	s.pending = nil
+	s.pending, s.overflow = nil, false
+	delete(b.overflowing, s)
 	for _, m := range s.in {
 		t := m.t
 		last := len(t.subs) - 1

@@ -375,19 +375,22 @@ func TestSubscribeFromCallerSetID(t *testing.T) {
 
 func TestSlowClientAbort(t *testing.T) {
 	b, _ := newBroker(t, Config{})
+	b.mu.Lock()
+	b.maxPending = 3 // events a full stream may hold back before it is slow
+	b.mu.Unlock()
 	slow, fast := newFake(t, 2, ""), newFake(t, 16, "")
 	for _, f := range []*fakeStream{slow, fast} {
 		if err := f.subscribe(b, "a"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for range 5 {
+	for range 6 { // 2 in the buffer, 3 waiting, and one too many
 		publish(t, b, "a", "x") // never blocks
 	}
 	if cause := context.Cause(slow.ctx); !errors.Is(cause, ErrSlowClient) {
 		t.Fatalf("slow stream: got cause %v, want ErrSlowClient", cause)
 	}
-	if got := ids(fast.drain()); !slices.Equal(got, seqIDs(1, 5)) {
+	if got := ids(fast.drain()); !slices.Equal(got, seqIDs(1, 6)) {
 		t.Fatalf("fast stream: got IDs %q", got)
 	}
 	st := b.Stats()
@@ -402,8 +405,37 @@ func TestSlowClientAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, ids(again.drain())...)
-	if !slices.Equal(got, seqIDs(1, 5)) {
+	if !slices.Equal(got, seqIDs(1, 6)) {
 		t.Fatalf("slow stream after reconnecting: got IDs %q", got)
+	}
+}
+
+// TestBurstWaitsForAStreamThatFallsBehind: a stream whose buffer is full
+// for a moment is not slow yet; its events wait and reach it in order as
+// its buffer empties.
+func TestBurstWaitsForAStreamThatFallsBehind(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	f := newFake(t, 2, "")
+	if err := f.subscribe(b, "a"); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		publish(t, b, "a", "x")
+	}
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 50 && time.Now().Before(deadline) {
+		got = append(got, ids(f.drain())...)
+		time.Sleep(time.Millisecond)
+	}
+	if !slices.Equal(got, seqIDs(1, 50)) {
+		t.Fatalf("got IDs %q, want all 50 in order", got)
+	}
+	if err := context.Cause(f.ctx); err != nil {
+		t.Fatalf("the stream was ended: %v", err)
+	}
+	if st := b.Stats(); st.SlowClients != 0 || st.Dropped != 0 {
+		t.Fatalf("got %+v, want no slow client and nothing dropped", st)
 	}
 }
 
