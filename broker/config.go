@@ -12,8 +12,9 @@ type Config struct {
 	// HistorySize is how many events each topic keeps for replay. A client
 	// that reconnects after more events than this were published on one of
 	// its topics gets no replay: [Broker.Subscribe] returns [ErrGap].
-	// It is also how many live events a reconnecting stream may fall behind
-	// while its replay is being sent before it counts as a slow client.
+	// It is also how many live events a stream may fall behind, held back
+	// while its buffer is full or its replay is being sent, before it
+	// counts as a slow client.
 	// It configures the in-memory history: with a Backend, leave it zero
 	// and set the backend's own limits (streams catching up may then fall
 	// 1000 events behind).
@@ -53,9 +54,11 @@ type Config struct {
 type SlowClientPolicy int
 
 const (
-	// SlowClientAbort ends the subscriber's stream at once with
-	// [ErrSlowClient], without the close event, and counts it in
-	// Stats.SlowClients. A browser reconnects after its retry delay with the
+	// SlowClientAbort holds a full subscriber's events back (in order, and
+	// moved into its buffer as it empties, so a burst or a busy moment
+	// loses nothing); once it is HistorySize events behind it ends its
+	// stream with [ErrSlowClient], without the close event, and counts it
+	// in Stats.SlowClients. A browser reconnects after its retry delay with the
 	// ID of the last event it received, and the replay brings it back
 	// without loss, as long as the history still covers that ID.
 	SlowClientAbort SlowClientPolicy = iota

@@ -35,8 +35,9 @@
 // Publish never waits for a subscriber. It encodes the event once and puts
 // it in each subscriber's channel buffer without blocking; no goroutine is
 // started per subscriber. A subscriber whose buffer is full is handled by
-// Config.SlowClient: by default its stream is aborted, and the browser
-// reconnects and catches up from the history. [Broker.Stats] counts
+// Config.SlowClient: by default its events wait, in order, until its buffer
+// has room again, and a stream that falls HistorySize events behind is
+// aborted; the browser reconnects and catches up from the history. [Broker.Stats] counts
 // subscribers, published, replayed and dropped events, and slow clients.
 //
 // The history lives in memory by default. A [Backend] stores it elsewhere
