@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/echosse/echo-sse/event"
@@ -89,4 +90,23 @@ type Syncer interface {
 	// when it cannot know (the backend is unreachable, ctx is done), in
 	// which case Subscribe returns it wrapped and subscribes nothing.
 	Sync(ctx context.Context) error
+}
+
+// MarshalData returns ev with Data that is not text (a string, []byte or
+// json.RawMessage) encoded as JSON into a json.RawMessage, as the event
+// package would write it, or an [*event.FieldError] if encoding/json
+// cannot encode it. A [Backend] calls it before it stores an event, so
+// that what it stores is text.
+func MarshalData(ev event.Event) (event.Event, error) {
+	switch d := ev.Data.(type) {
+	case nil, string, []byte, json.RawMessage:
+		return ev, nil
+	default:
+		b, err := json.Marshal(d)
+		if err != nil {
+			return ev, &event.FieldError{Field: "data", Err: err}
+		}
+		ev.Data = json.RawMessage(b)
+		return ev, nil
+	}
 }

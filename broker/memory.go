@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,7 +62,7 @@ func (m *memory) Start(deliver func(Message)) (uint64, error) {
 }
 
 func (m *memory) Publish(ctx context.Context, topic string, ev event.Event) (Message, error) {
-	ev, err := marshalData(ev)
+	ev, err := MarshalData(ev) // the costly part of encoding, before the lock
 	if err != nil {
 		return Message{}, err
 	}
@@ -106,23 +105,6 @@ func (m *memory) Publish(ctx context.Context, topic string, ev event.Event) (Mes
 		m.deliver(msg)
 	}
 	return msg, nil
-}
-
-// marshalData turns Data that is not text into JSON, so that the costly
-// part of encoding happens before the lock is taken. The wire form is the
-// same as the event package's.
-func marshalData(ev event.Event) (event.Event, error) {
-	switch d := ev.Data.(type) {
-	case nil, string, []byte, json.RawMessage:
-		return ev, nil
-	default:
-		b, err := json.Marshal(d)
-		if err != nil {
-			return ev, &event.FieldError{Field: "data", Err: err}
-		}
-		ev.Data = json.RawMessage(b)
-		return ev, nil
-	}
 }
 
 func (m *memory) Replay(ctx context.Context, topics []string, lastEventID string, upTo uint64) ([]Message, error) {

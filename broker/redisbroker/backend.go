@@ -169,7 +169,7 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 	if b.closed.Load() {
 		return broker.Message{}, broker.ErrClosed
 	}
-	ev, err := marshalData(ev)
+	ev, err := broker.MarshalData(ev)
 	if err != nil {
 		return broker.Message{}, err
 	}

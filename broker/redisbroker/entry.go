@@ -36,22 +36,6 @@ func parseEntryID(id string) (uint64, error) {
 	return m*1000 + u, nil
 }
 
-// marshalData turns Data that is not text into JSON, as the event package
-// would when encoding it.
-func marshalData(ev event.Event) (event.Event, error) {
-	switch d := ev.Data.(type) {
-	case nil, string, []byte, json.RawMessage:
-		return ev, nil
-	default:
-		b, err := json.Marshal(d)
-		if err != nil {
-			return ev, &event.FieldError{Field: "data", Err: err}
-		}
-		ev.Data = json.RawMessage(b)
-		return ev, nil
-	}
-}
-
 // eventFields returns the fields of an entry that hold ev (see the key
 // layout in scripts.go), after the given arguments.
 func eventFields(args []any, ev event.Event) []any {
