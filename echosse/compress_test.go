@@ -94,17 +94,7 @@ func TestCompressWithEchoGzipInFront(t *testing.T) {
 				return tt.skipStream && c.Path() == "/events"
 			}}))
 			e.Use(echosse.Middleware(echosse.Config{Compress: true}))
-			e.GET("/events", func(c echo.Context) error {
-				s, err := echosse.Open(c)
-				if err != nil {
-					return err
-				}
-				go func() {
-					defer close(s.C)
-					s.Send(event.Event{Data: "once"})
-				}()
-				return nil
-			})
+			e.GET("/events", openSendClose(event.Event{Data: "once"}))
 			e.GET("/api", func(c echo.Context) error {
 				return c.JSON(http.StatusOK, map[string]string{"ok": strings.Repeat("y", 100)})
 			})

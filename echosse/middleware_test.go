@@ -269,17 +269,7 @@ func TestOpenWithoutMiddleware(t *testing.T) {
 func TestScopedToOneRouteWithGzipInFront(t *testing.T) {
 	e := newEcho()
 	e.Use(middleware.Gzip())
-	e.GET("/events", func(c echo.Context) error {
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer close(s.C)
-			s.Send(event.Event{Data: "scoped"})
-		}()
-		return nil
-	}, echosse.Middleware(echosse.Config{}))
+	e.GET("/events", openSendClose(event.Event{Data: "scoped"}), echosse.Middleware(echosse.Config{}))
 	e.GET("/plain", func(c echo.Context) error {
 		_, err := echosse.Open(c)
 		return err

@@ -53,15 +53,7 @@ func TestHostileRequests(t *testing.T) {
 				return err
 			}
 		}
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer close(s.C)
-			s.Send(event.Event{Data: "hello"})
-		}()
-		return nil
+		return openSendClose(event.Event{Data: "hello"})(c)
 	}
 	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost}, "/events", h)
 	srv := serve(t, e)

@@ -39,6 +39,18 @@ func streamApp(t *testing.T, cfg echosse.Config, h func(s *echosse.Stream) error
 	return serve(t, e), streams
 }
 
+// openSendClose is an Echo handler that opens a stream and leaves it to
+// sendThenClose.
+func openSendClose(evs ...event.Event) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		return sendThenClose(evs...)(s)
+	}
+}
+
 // sendThenClose is a handler that leaves the stream to a goroutine which
 // sends evs and closes the channel.
 func sendThenClose(evs ...event.Event) func(s *echosse.Stream) error {
