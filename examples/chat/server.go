@@ -87,6 +87,7 @@ type server struct {
 	b      *broker.Broker
 	shared *sharedRoom // nil without Redis
 	logger *slog.Logger
+	fresh  freshConns
 
 	// mu orders every Publish with the state it changes, so that the
 	// messages in recent and lastID match the broker's order, and the
@@ -144,6 +145,8 @@ func newServer(cfg config) (*server, error) {
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(logw)
+	e.Server.ConnState = s.fresh.track
+	e.Server.RegisterOnShutdown(s.fresh.closeAll)
 
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -199,6 +202,42 @@ func (s *server) shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.shared.stop(ctx))
 	}
 	return errors.Join(err, s.b.Close())
+}
+
+// freshConns tracks the connections that have not sent a request yet.
+// Browsers open such connections ahead of need (Chromium preconnects to a
+// page's origin), and http.Server.Shutdown waits about five seconds before
+// it treats one as idle and closes it, long after every stream has ended.
+// On shutdown the server closes them at once instead: a browser retries the
+// request it may have been about to send, as it does on a closed keep-alive
+// connection.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// track is the http.Server's ConnState hook.
+func (f *freshConns) track(c net.Conn, state http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if state != http.StateNew {
+		delete(f.conns, c)
+		return
+	}
+	if f.conns == nil {
+		f.conns = make(map[net.Conn]struct{})
+	}
+	f.conns[c] = struct{}{}
+}
+
+// closeAll closes the connections that have not sent a request yet.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+		delete(f.conns, c)
+	}
 }
 
 // events is GET /events: the page's event stream. It replays what the page

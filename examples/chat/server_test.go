@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -145,6 +146,35 @@ func TestShutdownSendsTheCloseEvent(t *testing.T) {
 	}
 	if ev, err := events.Decode(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the close event got %+v, %v; want the end of the stream", ev, err)
+	}
+}
+
+// TestShutdownClosesUnusedConnections holds a connection that never sends a
+// request, as a browser's preconnect does: shutdown closes it at once
+// instead of waiting the five seconds http.Server gives such connections.
+func TestShutdownClosesUnusedConnections(t *testing.T) {
+	ts := startServer(t, time.Second)
+	events := openStream(t, client(t), ts.url+"/events", "")
+	next(t, events, "presence")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Wait until the server has accepted it: a request on another
+	// connection is served after the accept of this one's dial.
+	getJSON(t, client(t), ts.url+"/api/stats", new(map[string]any))
+
+	start := time.Now()
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v with an unused connection open, want well under the 5 s http.Server waits for one", d)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("the unused connection read %d bytes, %v after the shutdown, want EOF: the server closed it", n, err)
 	}
 }
 
