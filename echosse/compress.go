@@ -19,11 +19,14 @@ import (
 // a sync flush the output is byte-aligned, and a fresh compressor primed
 // with the last few KB of plaintext as its dictionary goes on writing blocks
 // that refer to that history, which the client still holds in its window.
-// So a stream keeps a compressor only while it is busy; once it has been
-// idle for Config.CompressIdle it keeps just that tail of plaintext (and the
-// running CRC-32 and length for the gzip trailer) and gives the compressor
-// back to a shared free list. Heartbeats on an idle stream go out as stored
-// (uncompressed) blocks and never take a compressor.
+// So a stream keeps only that tail of plaintext (and the running CRC-32 and
+// length for the gzip trailer), and borrows a compressor from its
+// middleware's pool for each write. The pool holds at most
+// Config.MaxCompressors of them, however many streams compress; a busy
+// stream usually finds the one it used last still untouched and skips the
+// priming. Compressors write into memory and are given back before the
+// network write, so a slow client never holds one. Heartbeats and other
+// control frames go out as stored (uncompressed) blocks and need none.
 
 const (
 	// compressLevel is the flate level. Levels 1 to 6 of this flate
@@ -31,60 +34,131 @@ const (
 	// about as well as compress/gzip's default level, and faster.
 	compressLevel = 7
 
-	// dictSize is how much plaintext (at least) an idle stream keeps as
-	// the next compressor's dictionary.
+	// dictSize is how much plaintext (at least) a stream keeps as the next
+	// compressor's dictionary.
 	dictSize = 4 << 10
-
-	// maxIdleCompressors bounds the free list of compressors kept for
-	// streams that become busy again.
-	maxIdleCompressors = 16
 )
 
 // gzipHeader starts every compressed stream: no name, no time, unknown OS.
 var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 
-// compressors is the free list of flate writers shared by all streams. Not
-// a sync.Pool: the garbage collector empties those, and a compressor costs
-// about 1 MB to allocate.
-var compressors struct {
-	sync.Mutex
-	free []*flate.Writer
-}
-
-// compressorsInUse counts the compressors streams hold, for tests.
+// compressorsInUse counts the compressors streams own, across pools, for
+// tests.
 var compressorsInUse atomic.Int64
 
-func getCompressor(w io.Writer, dict []byte) *flate.Writer {
-	compressorsInUse.Add(1)
-	compressors.Lock()
-	var fw *flate.Writer
-	if n := len(compressors.free); n > 0 {
-		fw = compressors.free[n-1]
-		compressors.free = compressors.free[:n-1]
-	}
-	compressors.Unlock()
-	if fw == nil {
-		fw, _ = flate.NewWriter(w, compressLevel) // the level is valid
-	}
-	fw.ResetDict(w, dict)
-	return fw
+// compressorPool lends flate writers to the compressed streams of one
+// middleware. It makes at most max of them (about 1 MB each) and keeps
+// them. A stream that needs one takes, in this order: the one it used last
+// if no other stream took it since, a free one, a new one under the bound,
+// or the one least recently used among those not compressing at that
+// moment; if all are compressing it waits, for microseconds, as they
+// write into memory only. A stream whose compressor was taken notices at
+// its next write and primes another with its own tail.
+type compressorPool struct {
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when a compressor stops compressing, if waiting > 0
+	all     []*compressor
+	max     int
+	tick    uint64 // counts uses, for least recently used
+	waiting int
 }
 
-func putCompressor(fw *flate.Writer) {
-	compressorsInUse.Add(-1)
-	fw.ResetDict(nil, nil) // drop references to the stream
-	compressors.Lock()
-	if len(compressors.free) < maxIdleCompressors {
-		compressors.free = append(compressors.free, fw)
-	}
-	compressors.Unlock()
+func newCompressorPool(max int) *compressorPool {
+	p := &compressorPool{max: max}
+	p.cond.L = &p.mu
+	return p
 }
 
-// gzipStream writes one stream's gzip member, borrowing a compressor while
-// it is busy. It is used by the stream's pump alone.
+// compressor is a flate writer and who may use it. Its fields other than
+// fw and out are guarded by the pool's mutex; fw and out belong to the
+// owner while busy.
+type compressor struct {
+	fw    *flate.Writer // writes to the compressor itself, that is to out
+	out   *[]byte       // where the current write's output goes
+	owner *gzipStream   // nil when free
+	busy  bool          // the owner is compressing
+	used  uint64        // the pool's tick at its last use
+}
+
+// Write appends p to the current output buffer.
+func (c *compressor) Write(p []byte) (int, error) {
+	*c.out = append(*c.out, p...)
+	return len(p), nil
+}
+
+// acquire returns a compressor for g, busy, and whether it must be primed
+// with g's dictionary (it is new to g, or another stream used it since).
+func (p *compressorPool) acquire(g *gzipStream) (c *compressor, prime bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tick++
+	if c := g.c; c != nil && c.owner == g {
+		c.busy, c.used = true, p.tick
+		return c, false
+	}
+	for {
+		var free, lru *compressor
+		for _, c := range p.all {
+			if c.owner == nil {
+				free = c
+				break
+			}
+			if !c.busy && (lru == nil || c.used < lru.used) {
+				lru = c
+			}
+		}
+		switch {
+		case free != nil:
+			c = free
+			compressorsInUse.Add(1)
+		case len(p.all) < p.max:
+			c = &compressor{} // its flate writer is made by the caller, outside the lock
+			p.all = append(p.all, c)
+			compressorsInUse.Add(1)
+		case lru != nil:
+			c = lru // its owner finds out at its next acquire
+		default:
+			p.waiting++
+			p.cond.Wait()
+			p.waiting--
+			continue
+		}
+		c.owner, c.busy, c.used = g, true, p.tick
+		g.c = c
+		return c, true
+	}
+}
+
+// release ends a use of c: other streams may take it from now on.
+func (p *compressorPool) release(c *compressor) {
+	p.mu.Lock()
+	c.busy = false
+	if p.waiting > 0 {
+		p.cond.Signal()
+	}
+	p.mu.Unlock()
+}
+
+// disown frees the compressor g owns, if another stream has not taken it.
+func (p *compressorPool) disown(g *gzipStream) {
+	if g.c == nil {
+		return
+	}
+	p.mu.Lock()
+	if g.c.owner == g {
+		g.c.owner = nil
+		compressorsInUse.Add(-1)
+	}
+	p.mu.Unlock()
+	g.c = nil
+}
+
+// gzipStream writes one stream's gzip member. It is used by the stream's
+// pump alone.
 type gzipStream struct {
-	w    io.Writer     // the response
-	fw   *flate.Writer // nil while idle
+	w    io.Writer // the response
+	pool *compressorPool
+	c    *compressor // the compressor used last; another stream may have taken it since
 	crc  uint32
 	size uint32 // length of the plaintext, modulo 2^32, as gzip wants
 	// tail holds the latest plaintext: at least the last dictSize bytes
@@ -94,36 +168,45 @@ type gzipStream struct {
 	header bool // the gzip header was written
 }
 
-// write compresses p and flushes the compressor, so that the client can
-// decode all of p from what was written.
+// write compresses p, flushes the compressor and writes the result, so
+// that the client can decode all of p from what was written.
 func (g *gzipStream) write(p []byte) error {
 	if err := g.start(); err != nil {
 		return err
 	}
-	if g.fw == nil {
+	bp := bufPool.Get().(*[]byte)
+	*bp = (*bp)[:0]
+	c, prime := g.pool.acquire(g)
+	c.out = bp
+	if c.fw == nil {
+		c.fw, _ = flate.NewWriter(c, compressLevel) // the level is valid
+	}
+	if prime {
 		dict := g.tail
 		if len(dict) > dictSize {
 			dict = dict[len(dict)-dictSize:]
 		}
-		g.fw = getCompressor(g.w, dict)
+		c.fw.ResetDict(c, dict)
 	}
-	if _, err := g.fw.Write(p); err != nil {
-		return err
-	}
-	if err := g.fw.Flush(); err != nil {
-		return err
-	}
+	// Neither fails: c writes to memory.
+	_, _ = c.fw.Write(p)
+	_ = c.fw.Flush()
+	c.out = nil
+	g.pool.release(c)
 	g.account(p)
-	return nil
+	_, err := g.w.Write(*bp)
+	if cap(*bp) <= maxBatch*2 {
+		bufPool.Put(bp)
+	}
+	return err
 }
 
 // writeStored writes p as a stored block, without a compressor. It is for
-// small writes on an idle stream, such as heartbeats, and must only be used
-// while the output is byte-aligned (no compressor, or one just flushed).
+// the library's short frames, such as heartbeats.
 func (g *gzipStream) writeStored(p []byte) error {
-	if g.fw != nil {
-		return g.write(p)
-	}
+	// The compressor used last does not see p: let the next write prime
+	// one with a tail that holds it.
+	g.idle()
 	if err := g.start(); err != nil {
 		return err
 	}
@@ -167,37 +250,25 @@ func (g *gzipStream) account(p []byte) {
 	g.tail = append(g.tail, p...)
 }
 
-// idle gives the compressor back, so that an idle stream holds only its
-// tail (8 KB at most).
-func (g *gzipStream) idle() {
-	if g.fw == nil {
-		return
-	}
-	putCompressor(g.fw)
-	g.fw = nil
-}
+// idle gives the compressor back to the pool's free ones: the stream has
+// been idle for a while, or is about to write without it.
+func (g *gzipStream) idle() { g.pool.disown(g) }
 
 // close ends the deflate stream and writes the gzip trailer.
 func (g *gzipStream) close() error {
+	g.idle()
 	if err := g.start(); err != nil {
 		return err
 	}
-	var err error
-	if g.fw != nil {
-		err = g.fw.Close()
-		putCompressor(g.fw)
-		g.fw = nil
-	} else {
-		// The final block: an empty stored block with BFINAL set.
-		_, err = g.w.Write([]byte{1, 0, 0, 0xff, 0xff})
-	}
-	if err != nil {
+	// The final block: an empty stored block with BFINAL set. Every write
+	// ended with a sync flush, so the output is byte-aligned.
+	if _, err := g.w.Write([]byte{1, 0, 0, 0xff, 0xff}); err != nil {
 		return err
 	}
 	var trailer [8]byte
 	binary.LittleEndian.PutUint32(trailer[:4], g.crc)
 	binary.LittleEndian.PutUint32(trailer[4:], g.size)
-	_, err = g.w.Write(trailer[:])
+	_, err := g.w.Write(trailer[:])
 	return err
 }
 

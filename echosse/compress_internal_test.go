@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -43,40 +44,56 @@ func checkGzip(t *testing.T, out []byte, want []byte, flushes []int, plains []in
 	}
 }
 
-// runOps drives a gzipStream from ops: each op writes an event, a stored
-// frame, or lets the stream go idle.
-func runOps(t *testing.T, ops []byte, payload func(i int) []byte) {
+// runOps drives gzipStreams from ops, all sharing a pool of maxCompressors:
+// each op picks a stream and writes an event to it, writes a stored frame,
+// or lets it go idle. Streams outnumbering the compressors take each
+// other's.
+func runOps(t *testing.T, streams, maxCompressors int, ops []byte, payload func(i int) []byte) {
 	t.Helper()
-	var out, plain bytes.Buffer
-	g := &gzipStream{w: &out}
-	var flushes, plains []int
+	pool := newCompressorPool(maxCompressors)
+	type stream struct {
+		g               *gzipStream
+		out, plain      bytes.Buffer
+		flushes, plains []int
+	}
+	ss := make([]*stream, streams)
+	for i := range ss {
+		ss[i] = &stream{}
+		ss[i].g = &gzipStream{w: &ss[i].out, pool: pool}
+	}
 	for i, op := range ops {
+		s := ss[int(op/4)%streams]
 		var err error
 		switch op % 4 {
 		case 0, 1:
 			p := payload(i)
-			plain.Write(p)
-			err = g.write(p)
+			s.plain.Write(p)
+			err = s.g.write(p)
 		case 2:
 			p := []byte(": ping\n\n")
-			plain.Write(p)
-			err = g.writeStored(p)
+			s.plain.Write(p)
+			err = s.g.writeStored(p)
 		case 3:
-			g.idle()
+			s.g.idle()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		flushes = append(flushes, out.Len())
-		plains = append(plains, plain.Len())
+		s.flushes = append(s.flushes, s.out.Len())
+		s.plains = append(s.plains, s.plain.Len())
 	}
-	if err := g.close(); err != nil {
-		t.Fatal(err)
+	for _, s := range ss {
+		if err := s.g.close(); err != nil {
+			t.Fatal(err)
+		}
+		if s.g.c != nil {
+			t.Fatal("compressor kept after close")
+		}
+		checkGzip(t, s.out.Bytes(), s.plain.Bytes(), s.flushes, s.plains)
 	}
-	if g.fw != nil {
-		t.Fatal("compressor kept after close")
+	if len(pool.all) > maxCompressors {
+		t.Fatalf("the pool made %d compressors, more than its bound %d", len(pool.all), maxCompressors)
 	}
-	checkGzip(t, out.Bytes(), plain.Bytes(), flushes, plains)
 }
 
 func jsonEvent(r *rand.Rand, i int) []byte {
@@ -87,13 +104,19 @@ func jsonEvent(r *rand.Rand, i int) []byte {
 
 func TestGzipStreamStitchesCompressors(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for n := range 20 {
-		ops := make([]byte, 1+r.IntN(200))
+	for n := range 40 {
+		ops := make([]byte, 1+r.IntN(400))
 		for i := range ops {
-			ops[i] = byte(r.IntN(4))
+			ops[i] = byte(r.IntN(256))
 		}
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			runOps(t, ops, func(i int) []byte {
+		// One stream alone, then several taking turns with fewer
+		// compressors than streams.
+		streams, compressors := 1, 1
+		if n%2 == 1 {
+			streams, compressors = 2+r.IntN(6), 1+r.IntN(3)
+		}
+		t.Run(fmt.Sprintf("%d-streams-%d-compressors-%d", n, streams, compressors), func(t *testing.T) {
+			runOps(t, streams, compressors, ops, func(i int) []byte {
 				if r.IntN(20) == 0 { // now and then a large event
 					return bytes.Repeat(jsonEvent(r, i), 100+r.IntN(500))
 				}
@@ -107,8 +130,49 @@ func TestGzipStreamStitchesCompressors(t *testing.T) {
 }
 
 func TestGzipStreamEmptyAndIdleOnly(t *testing.T) {
-	runOps(t, nil, nil)
-	runOps(t, []byte{3, 2, 3, 2}, nil)
+	runOps(t, 1, 1, nil, nil)
+	runOps(t, 1, 1, []byte{3, 2, 3, 2}, nil)
+}
+
+// TestGzipStreamsTakeTurnsConcurrently runs many streams on their own
+// goroutines over a pool of two compressors: each output decodes to what
+// its stream wrote, and the pool never grows past its bound.
+func TestGzipStreamsTakeTurnsConcurrently(t *testing.T) {
+	const streams, events = 16, 300
+	pool := newCompressorPool(2)
+	var wg sync.WaitGroup
+	outs := make([]bytes.Buffer, streams)
+	plains := make([]bytes.Buffer, streams)
+	for s := range streams {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(s), 9))
+			g := &gzipStream{w: &outs[s], pool: pool}
+			for i := range events {
+				p := jsonEvent(r, i)
+				plains[s].Write(p)
+				if err := g.write(p); err != nil {
+					t.Error(err)
+					return
+				}
+				if r.IntN(50) == 0 {
+					g.idle()
+				}
+			}
+			if err := g.close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for s := range streams {
+		checkGzip(t, outs[s].Bytes(), plains[s].Bytes(), nil, nil)
+	}
+	if len(pool.all) > 2 {
+		t.Fatalf("the pool made %d compressors, more than its bound 2", len(pool.all))
+	}
+	if n := compressorsInUse.Load(); n != 0 {
+		t.Fatalf("%d compressors still owned after every stream closed", n)
+	}
 }
 
 func FuzzGzipStream(f *testing.F) {
@@ -119,7 +183,7 @@ func FuzzGzipStream(f *testing.F) {
 		if len(ops) > 64 {
 			ops = ops[:64]
 		}
-		runOps(t, ops, func(i int) []byte {
+		runOps(t, 3, 2, ops, func(i int) []byte {
 			// Vary the payload with i so the dictionary matters.
 			return append(fmt.Appendf(nil, "id: %d\n", i), data...)
 		})
@@ -183,7 +247,7 @@ func BenchmarkCompress(b *testing.B) {
 	})
 	b.Run("stream-busy", func(b *testing.B) {
 		out := &countWriter{}
-		g := &gzipStream{w: out}
+		g := &gzipStream{w: out, pool: newCompressorPool(1)}
 		n := 0
 		for b.Loop() {
 			g.write(evs[n%len(evs)])
@@ -195,7 +259,7 @@ func BenchmarkCompress(b *testing.B) {
 	})
 	b.Run("stream-after-idle", func(b *testing.B) {
 		out := &countWriter{}
-		g := &gzipStream{w: out}
+		g := &gzipStream{w: out, pool: newCompressorPool(1)}
 		n := 0
 		for b.Loop() {
 			g.idle()

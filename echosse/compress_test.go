@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,15 +150,20 @@ func TestCompressClientGoneReturnsCompressor(t *testing.T) {
 	}
 }
 
-// TestCompressIdleStreamsHoldNoCompressor opens several compressed streams,
-// sends each a burst, and checks that once idle none holds a compressor.
+// TestCompressIdleStreamsHoldNoCompressor opens more compressed streams
+// than compressors, sends each a burst at once, and checks that every
+// client decodes its own events, and that once idle no stream holds a
+// compressor.
 func TestCompressIdleStreamsHoldNoCompressor(t *testing.T) {
-	const n = 20
+	const n, events = 20, 100
 	sent := make(chan struct{}, n)
-	srv, _ := streamApp(t, echosse.Config{Compress: true, CompressIdle: 50 * time.Millisecond}, func(s *echosse.Stream) error {
+	cfg := echosse.Config{Compress: true, CompressIdle: 50 * time.Millisecond, MaxCompressors: 2}
+	var opened atomic.Int64
+	srv, _ := streamApp(t, cfg, func(s *echosse.Stream) error {
+		name := fmt.Sprintf("s%d", opened.Add(1))
 		go func() {
-			for i := range 100 {
-				if s.Send(event.Event{ID: fmt.Sprint(i), Data: `{"price":17.25}`}) != nil {
+			for i := range events {
+				if s.Send(event.Event{ID: fmt.Sprint(i), Data: fmt.Sprintf(`{"stream":%q,"price":17.25}`, name)}) != nil {
 					return
 				}
 			}
@@ -169,12 +175,25 @@ func TestCompressIdleStreamsHoldNoCompressor(t *testing.T) {
 	for range n {
 		decs = append(decs, event.NewDecoder(body(t, get(t, srv.URL+"/events", "Accept-Encoding", "gzip"))))
 	}
-	for _, d := range decs {
-		for range 100 {
-			if _, err := d.Decode(); err != nil {
+	seen := map[string]bool{} // each stream's name, which its events carry
+	for i, d := range decs {
+		var first string
+		for j := range events {
+			ev, err := d.Decode()
+			if err != nil {
 				t.Fatal(err)
 			}
+			if j == 0 {
+				first, _ = ev.Data.(string)
+			}
+			if ev.ID != fmt.Sprint(j) || ev.Data != first || !strings.HasPrefix(first, `{"stream":"s`) {
+				t.Fatalf("client %d, event %d: got id %q data %q, want id %d and the data of its first event, %s", i, j, ev.ID, ev.Data, j, first)
+			}
 		}
+		if seen[first] {
+			t.Fatalf("client %d got the events of another stream, %s", i, first)
+		}
+		seen[first] = true
 	}
 	for range n {
 		<-sent

@@ -2,6 +2,7 @@ package echosse
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"time"
 
@@ -85,22 +86,32 @@ type Config struct {
 	ShutdownRetry time.Duration
 
 	// Compress turns on the stream's own gzip compression for clients that
-	// accept it. A compressed stream holds a deflate compressor (about
-	// 1 MB) only while it is busy: once idle for CompressIdle it keeps just
-	// the last 4 KB of what it sent and gives the compressor back, so that
-	// an idle compressed stream costs a few KB instead of the compressor
-	// Echo's Gzip middleware pins for the response's whole life. Do not put
+	// accept it. A compressed stream keeps the last 4 KB of what it sent
+	// and borrows a deflate compressor (about 1 MB) from a pool of at most
+	// MaxCompressors to write each event, so that a compressed stream costs
+	// a few KB instead of the compressor Echo's Gzip middleware pins for
+	// the response's whole life, and their total memory stays bounded
+	// however many streams are busy at once. Do not put
 	// Echo's Gzip in front of stream routes as well (skip them with
 	// GzipConfig.Skipper): [Open] fails with [ErrDoubleCompression].
 	// Optional. Default value false.
 	Compress bool
 
-	// CompressIdle is how long a compressed stream keeps its compressor
-	// after its last event. A stream that gets events more often keeps it;
-	// the first event after a longer pause costs a compressor reset (tens
-	// of microseconds).
+	// CompressIdle is how long a compressed stream keeps the compressor it
+	// used last after its last event, unless another stream needs it. A
+	// stream that gets events more often usually finds it untouched; the
+	// first event after a longer pause, or after another stream took it,
+	// primes a compressor with the stream's last 4 KB (tens of
+	// microseconds).
 	// Optional. Default value 1 second.
 	CompressIdle time.Duration
+
+	// MaxCompressors bounds the compressors (about 1 MB each) that the
+	// compressed streams of this middleware share. Fewer than the streams
+	// busy at once makes them take turns, each priming a compressor with
+	// its own history, which costs CPU but never correctness or delivery.
+	// Optional. Default value 4 × GOMAXPROCS, at least 8.
+	MaxCompressors int
 
 	// ErrorHandler is told about events that fail validation (the pump skips
 	// them and the stream goes on) and about streams that end because a
@@ -140,7 +151,9 @@ var DefaultConfig = Config{
 	Overflow:     OverflowRetry,
 	RetryAfter:   5 * time.Second,
 	CompressIdle: time.Second,
-	ErrorHandler: logError,
+	// Compressing is CPU work: more than a few per core gain nothing.
+	MaxCompressors: max(8, 4*runtime.GOMAXPROCS(0)),
+	ErrorHandler:   logError,
 }
 
 func logError(c echo.Context, err error) { c.Logger().Error(err) }
@@ -157,6 +170,8 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
 	case config.ShutdownRetry < 0:
 		return config, errors.New("echosse: ShutdownRetry must not be negative (0 means send the close event)")
+	case config.MaxCompressors < 0:
+		return config, errors.New("echosse: MaxCompressors must not be negative (0 means the default, 4 × GOMAXPROCS)")
 	case config.CompressIdle < 0:
 		return config, errors.New("echosse: CompressIdle must not be negative (0 means the default, 1s)")
 	case config.RetryAfter < 0:
@@ -190,6 +205,9 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.CompressIdle == 0 {
 		config.CompressIdle = d.CompressIdle
+	}
+	if config.MaxCompressors == 0 {
+		config.MaxCompressors = d.MaxCompressors
 	}
 	if config.ErrorHandler == nil {
 		config.ErrorHandler = d.ErrorHandler

@@ -47,6 +47,9 @@ func (config Config) ToMiddleware() (echo.MiddlewareFunc, error) {
 		return nil, err
 	}
 	h := &hub{cfg: cfg}
+	if cfg.Compress {
+		h.compressors = newCompressorPool(cfg.MaxCompressors)
+	}
 	open := event.Event{Comment: "ok", Retry: cfg.Retry}
 	if h.openFrame, err = open.AppendTo(nil); err != nil {
 		return nil, fmt.Errorf("echosse: invalid Retry: %w", err)
@@ -83,6 +86,8 @@ type hub struct {
 	closeFrame []byte       // written when the sender closes its channel
 	pingFrame  []byte       // written when a stream has been idle
 	servers    servers      // open streams by server, for Shutdown
+	// compressors are lent to compressed streams; nil unless Config.Compress.
+	compressors *compressorPool
 }
 
 // serve runs the handler and, if it opened a stream, waits for the stream to

@@ -163,7 +163,7 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	setStreamHeaders(res.Header())
 	if gz {
-		s.gz = &gzipStream{w: res}
+		s.gz = &gzipStream{w: res, pool: h.compressors}
 		res.Header()["Content-Encoding"] = gzipEncoding
 		res.Header().Add("Vary", "Accept-Encoding")
 	}
@@ -419,7 +419,7 @@ func (s *Stream) output(b []byte, compress bool) error {
 		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
 	switch {
-	case s.gz != nil && s.gz.fw != nil:
+	case s.gz != nil && s.gz.c != nil:
 		s.release = true
 		s.timer.Reset(s.h.cfg.CompressIdle)
 	case s.h.cfg.PingInterval > 0:
