@@ -68,9 +68,74 @@ type sub struct {
 	// While its replay is being sent (member.catching), or while its
 	// buffer overflows (overflow), live events wait in pending instead of
 	// going to c.
-	pending  []event.Event
+	pending  queue
 	overflow bool
 }
+
+// queue is a FIFO of events that reuses its array: events taken from the
+// front leave room that is reclaimed once it is half the array, instead of
+// a trail of garbage behind a moving slice. It holds pointers: every
+// subscriber that falls behind on an event shares one copy of it.
+type queue struct {
+	evs  []*event.Event
+	head int // evs[head:] are queued
+}
+
+func (q *queue) len() int { return len(q.evs) - q.head }
+
+func (q *queue) push(ev *event.Event) {
+	if q.evs == nil {
+		if p, ok := queueArrays.Get().(*[]*event.Event); ok {
+			q.evs = *p
+		}
+	}
+	if len(q.evs) == cap(q.evs) && q.head >= cap(q.evs)/2 {
+		n := copy(q.evs, q.evs[q.head:])
+		clear(q.evs[n:])
+		q.evs, q.head = q.evs[:n], 0
+	}
+	q.evs = append(q.evs, ev)
+}
+
+// front returns the first event; the queue must not be empty.
+func (q *queue) front() event.Event { return *q.evs[q.head] }
+
+// pop drops the first event; the queue must not be empty. The array goes
+// when the queue is empty.
+func (q *queue) pop() {
+	q.evs[q.head] = nil
+	q.head++
+	if q.head == len(q.evs) {
+		q.reset()
+	}
+}
+
+// take returns the queued events and empties the queue, which gives up
+// its array to the caller.
+func (q *queue) take() []*event.Event {
+	evs := q.evs[q.head:]
+	*q = queue{}
+	return evs
+}
+
+// reset empties the queue and gives its array to the next queue that
+// needs one.
+func (q *queue) reset() {
+	if c := cap(q.evs); c > 0 && c <= maxPooledQueue {
+		clear(q.evs[q.head:])
+		evs := q.evs[:0]
+		queueArrays.Put(&evs)
+	}
+	*q = queue{}
+}
+
+// queueArrays holds the arrays of emptied queues: streams fall behind and
+// catch up all the time on a busy server, and each episode would
+// otherwise allocate its own.
+var queueArrays sync.Pool
+
+// maxPooledQueue bounds the arrays queueArrays keeps, in events.
+const maxPooledQueue = 8192
 
 type membership struct {
 	t *topic
@@ -176,16 +241,15 @@ func (b *Broker) drainAll() bool {
 // drain moves s's pending events into its buffer, in order, as far as
 // there is room; once none is left, s is live again.
 func (b *Broker) drain(s *sub) {
-	for len(s.pending) > 0 {
+	for s.pending.len() > 0 {
 		select {
-		case s.c <- s.pending[0]:
-			s.pending[0] = event.Event{}
-			s.pending = s.pending[1:]
+		case s.c <- s.pending.front():
+			s.pending.pop()
 		default:
 			return
 		}
 	}
-	s.pending, s.overflow = nil, false
+	s.overflow = false
 	delete(b.overflowing, s)
 }
 
@@ -237,6 +301,7 @@ func (b *Broker) deliver(msg Message) {
 	if t == nil {
 		return
 	}
+	var ev *event.Event // msg.Event on the heap, once a subscriber must wait for it
 	// Backwards, so that removing a subscriber (which moves the last one
 	// into its place) skips no one.
 	for i := len(t.subs) - 1; i >= 0; i-- {
@@ -265,8 +330,11 @@ func (b *Broker) deliver(msg Message) {
 			default:
 			}
 		}
-		if len(s.pending) < b.maxPending {
-			s.pending = append(s.pending, msg.Event)
+		if s.pending.len() < b.maxPending {
+			if ev == nil {
+				ev = &msg.Event // one copy for every subscriber that needs it
+			}
+			s.pending.push(ev)
 			continue
 		}
 		b.full(s)
@@ -410,8 +478,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 			b.mu.Unlock()
 			return nil
 		}
-		batch := s.pending
-		s.pending = nil
+		batch := s.pending.take()
 		if len(batch) == 0 && len(c) <= cap(c)/2 {
 			for _, m := range s.in {
 				m.t.subs[m.i].catching = false
@@ -430,7 +497,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 			continue
 		}
 		for _, ev := range batch {
-			if !send(ctx, c, ev) {
+			if !send(ctx, c, *ev) {
 				return nil
 			}
 		}
@@ -484,7 +551,8 @@ func (b *Broker) remove(s *sub) {
 	}
 	s.removed = true
 	s.stop()
-	s.pending, s.overflow = nil, false
+	s.pending.reset()
+	s.overflow = false
 	delete(b.overflowing, s)
 	for _, m := range s.in {
 		t := m.t

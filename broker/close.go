@@ -22,7 +22,7 @@ func (b *Broker) Close() error {
 	for _, s := range subs {
 		s.removed = true
 		s.stop()
-		s.pending = nil
+		s.pending.reset()
 	}
 	b.mu.Unlock()
 

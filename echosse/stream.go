@@ -323,7 +323,7 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 }
 
 // maxBatch bounds how many bytes the pump gathers before it writes.
-const maxBatch = 32 << 10
+const maxBatch = 8 << 10
 
 // batch encodes ev and whatever else is already queued, writes it all and
 // flushes once. After the channel is closed, it writes the close event and
