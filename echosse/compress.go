@@ -37,6 +37,10 @@ const (
 	// dictSize is how much plaintext (at least) a stream keeps as the next
 	// compressor's dictionary.
 	dictSize = 4 << 10
+
+	// tailCap is the capacity of a stream's tail: the slack past dictSize
+	// saves a move on every write, at a few bytes a stream.
+	tailCap = dictSize + dictSize/4
 )
 
 // gzipHeader starts every compressed stream: no name, no time, unknown OS.
@@ -162,8 +166,8 @@ type gzipStream struct {
 	crc  uint32
 	size uint32 // length of the plaintext, modulo 2^32, as gzip wants
 	// tail holds the latest plaintext: at least the last dictSize bytes
-	// once that much was written, at most twice that, in a buffer that
-	// never grows.
+	// once that much was written, at most tailCap, in a buffer that never
+	// grows.
 	tail   []byte
 	header bool // the gzip header was written
 }
@@ -174,8 +178,7 @@ func (g *gzipStream) write(p []byte) error {
 	if err := g.start(); err != nil {
 		return err
 	}
-	bp := bufPool.Get().(*[]byte)
-	*bp = (*bp)[:0]
+	bp := getBuf()
 	c, prime := g.pool.acquire(g)
 	c.out = bp
 	if c.fw == nil {
@@ -195,9 +198,7 @@ func (g *gzipStream) write(p []byte) error {
 	g.pool.release(c)
 	g.account(p)
 	_, err := g.w.Write(*bp)
-	if cap(*bp) <= maxBatch*2 {
-		bufPool.Put(bp)
-	}
+	putBuf(bp)
 	return err
 }
 
@@ -237,13 +238,13 @@ func (g *gzipStream) account(p []byte) {
 	g.crc = crc32.Update(g.crc, crc32.IEEETable, p)
 	g.size += uint32(len(p))
 	if g.tail == nil {
-		g.tail = make([]byte, 0, 2*dictSize) // never grows
+		g.tail = make([]byte, 0, tailCap) // never grows
 	}
 	if len(p) >= dictSize {
 		g.tail = append(g.tail[:0], p[len(p)-dictSize:]...)
 		return
 	}
-	if len(g.tail)+len(p) > 2*dictSize {
+	if len(g.tail)+len(p) > tailCap {
 		n := copy(g.tail, g.tail[len(g.tail)-(dictSize-len(p)):])
 		g.tail = g.tail[:n]
 	}

@@ -48,8 +48,11 @@ type Config struct {
 
 	// BufferSize is the capacity of each stream's channel: how many events
 	// senders can queue before a send blocks. When several events are
-	// queued, the pump writes them all and flushes once.
-	// Optional. Default value 16.
+	// queued, the pump writes them all and flushes once; a burst larger
+	// than the buffer is still written in few large writes, as the pump
+	// lets blocked senders refill it before it writes. Each slot costs 88
+	// bytes per stream.
+	// Optional. Default value 8.
 	BufferSize int
 
 	// WriteTimeout bounds every write and flush to a client. A client that
@@ -146,7 +149,7 @@ var DefaultConfig = Config{
 	MaxClients:   10000,
 	PingInterval: 60 * time.Second,
 	CloseEvent:   "close",
-	BufferSize:   16,
+	BufferSize:   8,
 	WriteTimeout: 30 * time.Second,
 	Overflow:     OverflowRetry,
 	RetryAfter:   5 * time.Second,
@@ -165,7 +168,7 @@ func (config Config) withDefaults() (Config, error) {
 	case config.MaxClients < 0:
 		return config, errors.New("echosse: MaxClients must not be negative (0 means the default, 10000)")
 	case config.BufferSize < 0:
-		return config, errors.New("echosse: BufferSize must not be negative (0 means the default, 16)")
+		return config, errors.New("echosse: BufferSize must not be negative (0 means the default, 8)")
 	case config.Retry < 0:
 		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
 	case config.ShutdownRetry < 0:

@@ -323,29 +323,31 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 }
 
 // maxBatch bounds how many bytes the pump gathers before it writes.
-const maxBatch = 8 << 10
+const maxBatch = 32 << 10
 
 // batch encodes ev and whatever else is already queued, writes it all and
 // flushes once. After the channel is closed, it writes the close event and
 // returns ErrClosed.
 func (s *Stream) batch(ev event.Event, ok bool) error {
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
+	bp := getBuf()
 	closed := false
 	n := 0 // events taken since the buffer was last found empty
 	for {
 		if !ok {
-			buf = append(buf, s.h.closeFrame...)
+			*bp = append(*bp, s.h.closeFrame...)
 			closed = true
 			break
 		}
 		var err error
-		if buf, err = ev.AppendTo(buf); err != nil {
+		if *bp, err = ev.AppendTo(*bp); err != nil {
 			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
 		}
 		n++
-		if len(buf) >= maxBatch {
+		if len(*bp) >= maxBatch {
 			break
+		}
+		if len(*bp) > smallBuf/2 && cap(*bp) <= smallBuf {
+			bp = bigger(bp) // a burst: take a large buffer, if one is free
 		}
 		select {
 		case ev, ok = <-s.ch:
@@ -366,22 +368,70 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		break
 	}
 	var err error
-	if len(buf) > 0 {
-		err = s.write(buf)
+	if len(*bp) > 0 {
+		err = s.write(*bp)
 	}
-	if cap(buf) <= maxBatch*2 {
-		*bp = buf
-		bufPool.Put(bp)
-	}
+	putBuf(bp)
 	if err == nil && closed {
 		err = ErrClosed
 	}
 	return err
 }
 
-// bufPool holds the buffers events are encoded into, so that an idle
-// stream holds none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// Buffers events are encoded into, so that an idle stream holds none.
+// Most writes are small, and small buffers come from a sync.Pool. A burst
+// grows its buffer up to about maxBatch; only a few such large buffers are
+// kept, so that a busy moment on many streams at once leaves garbage the
+// collector frees rather than a pool that keeps a large buffer per stream.
+var (
+	bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+	bigBufs struct {
+		sync.Mutex
+		free []*[]byte
+	}
+)
+
+const (
+	smallBuf   = 8 << 10      // capacity up to which a buffer goes to bufPool
+	maxBigBufs = 4            // large buffers kept, per GOMAXPROCS
+	maxBufCap  = 2 * maxBatch // capacity past which a buffer is never kept
+)
+
+func getBuf() *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	*bp = (*bp)[:0]
+	return bp
+}
+
+// bigger returns a large buffer holding what bp holds, in place of bp,
+// when one is free; otherwise bp.
+func bigger(bp *[]byte) *[]byte {
+	bigBufs.Lock()
+	n := len(bigBufs.free)
+	if n == 0 {
+		bigBufs.Unlock()
+		return bp
+	}
+	big := bigBufs.free[n-1]
+	bigBufs.free = bigBufs.free[:n-1]
+	bigBufs.Unlock()
+	*big = append((*big)[:0], *bp...)
+	putBuf(bp)
+	return big
+}
+
+func putBuf(bp *[]byte) {
+	switch c := cap(*bp); {
+	case c <= smallBuf:
+		bufPool.Put(bp)
+	case c <= maxBufCap:
+		bigBufs.Lock()
+		if len(bigBufs.free) < maxBigBufs*runtime.GOMAXPROCS(0) {
+			bigBufs.free = append(bigBufs.free, bp)
+		}
+		bigBufs.Unlock()
+	}
+}
 
 // write writes b and flushes it within the write timeout, compressed if
 // the stream compresses, and restarts the heartbeat wait.
