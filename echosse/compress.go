@@ -172,13 +172,24 @@ type gzipStream struct {
 	header bool // the gzip header was written
 }
 
-// write compresses p, flushes the compressor and writes the result, so
-// that the client can decode all of p from what was written.
+// write compresses p and writes the result, so that the client can decode
+// all of p from what was written.
 func (g *gzipStream) write(p []byte) error {
-	if err := g.start(); err != nil {
-		return err
-	}
+	out := g.compress(p)
+	_, err := g.w.Write(*out)
+	putBuf(out)
+	return err
+}
+
+// compress returns what to write so that the client can decode all of p:
+// p compressed and flushed (after the gzip header, first). The caller
+// writes it and gives it back with putBuf.
+func (g *gzipStream) compress(p []byte) *[]byte {
 	bp := getBuf()
+	if !g.header {
+		g.header = true
+		*bp = append(*bp, gzipHeader...)
+	}
 	c, prime := g.pool.acquire(g)
 	c.out = bp
 	if c.fw == nil {
@@ -197,9 +208,7 @@ func (g *gzipStream) write(p []byte) error {
 	c.out = nil
 	g.pool.release(c)
 	g.account(p)
-	_, err := g.w.Write(*bp)
-	putBuf(bp)
-	return err
+	return bp
 }
 
 // writeStored writes p as a stored block, without a compressor. It is for

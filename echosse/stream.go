@@ -330,6 +330,7 @@ const maxBatch = 32 << 10
 // returns ErrClosed.
 func (s *Stream) batch(ev event.Event, ok bool) error {
 	bp := getBuf()
+	big, tried := false, false // bp is a large buffer; one was asked for
 	closed := false
 	n := 0 // events taken since the buffer was last found empty
 	for {
@@ -343,11 +344,14 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
 		}
 		n++
-		if len(*bp) >= maxBatch {
-			break
+		if !tried && len(*bp) >= smallBatch/2 {
+			tried = true // a burst: take a large buffer, if one is free
+			if b := takeBig(bp); b != nil {
+				bp, big = b, true
+			}
 		}
-		if len(*bp) > smallBuf/2 && cap(*bp) <= smallBuf {
-			bp = bigger(bp) // a burst: take a large buffer, if one is free
+		if len(*bp) >= maxBatch || !big && len(*bp) >= smallBatch {
+			break
 		}
 		select {
 		case ev, ok = <-s.ch:
@@ -368,10 +372,20 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		break
 	}
 	var err error
-	if len(*bp) > 0 {
+	switch {
+	case len(*bp) == 0:
+		putBuffer(bp, big)
+	case s.gz != nil:
+		// Compress, and give the plaintext back before the write, which
+		// may wait on the client.
+		out := s.gz.compress(*bp)
+		putBuffer(bp, big)
+		err = s.output(*out, false)
+		putBuf(out)
+	default:
 		err = s.write(*bp)
+		putBuffer(bp, big)
 	}
-	putBuf(bp)
 	if err == nil && closed {
 		err = ErrClosed
 	}
@@ -379,22 +393,24 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 }
 
 // Buffers events are encoded into, so that an idle stream holds none.
-// Most writes are small, and small buffers come from a sync.Pool. A burst
-// grows its buffer up to about maxBatch; only a few such large buffers are
-// kept, so that a busy moment on many streams at once leaves garbage the
-// collector frees rather than a pool that keeps a large buffer per stream.
+// Most batches are small, and small buffers come from a sync.Pool. A burst
+// takes one of a few large buffers, kept for that; when all are in use its
+// batches stay small. So a busy moment on many streams at once neither
+// leaves a large buffer per stream in a pool nor a trail of garbage.
 var (
 	bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 	bigBufs struct {
 		sync.Mutex
 		free []*[]byte
+		out  int // large buffers in use
 	}
 )
 
 const (
-	smallBuf   = 8 << 10      // capacity up to which a buffer goes to bufPool
-	maxBigBufs = 4            // large buffers kept, per GOMAXPROCS
-	maxBufCap  = 2 * maxBatch // capacity past which a buffer is never kept
+	smallBatch = 8 << 10          // a batch in a small buffer ends past this
+	maxPooled  = 16 << 10         // small buffers up to this capacity go back to bufPool
+	bigCap     = maxBatch + 8<<10 // capacity of a large buffer
+	maxBigBufs = 4                // large buffers, per GOMAXPROCS
 )
 
 func getBuf() *[]byte {
@@ -403,57 +419,76 @@ func getBuf() *[]byte {
 	return bp
 }
 
-// bigger returns a large buffer holding what bp holds, in place of bp,
-// when one is free; otherwise bp.
-func bigger(bp *[]byte) *[]byte {
-	bigBufs.Lock()
-	n := len(bigBufs.free)
-	if n == 0 {
-		bigBufs.Unlock()
-		return bp
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooled {
+		bufPool.Put(bp)
 	}
-	big := bigBufs.free[n-1]
-	bigBufs.free = bigBufs.free[:n-1]
+}
+
+// takeBig returns a large buffer holding what bp holds, in place of bp, or
+// nil when the large buffers are all in use.
+func takeBig(bp *[]byte) *[]byte {
+	bigBufs.Lock()
+	if bigBufs.out >= maxBigBufs*runtime.GOMAXPROCS(0) {
+		bigBufs.Unlock()
+		return nil
+	}
+	bigBufs.out++
+	var big *[]byte
+	if n := len(bigBufs.free); n > 0 {
+		big = bigBufs.free[n-1]
+		bigBufs.free = bigBufs.free[:n-1]
+	}
 	bigBufs.Unlock()
+	if big == nil {
+		b := make([]byte, 0, bigCap)
+		big = &b
+	}
 	*big = append((*big)[:0], *bp...)
 	putBuf(bp)
 	return big
 }
 
-func putBuf(bp *[]byte) {
-	switch c := cap(*bp); {
-	case c <= smallBuf:
-		bufPool.Put(bp)
-	case c <= maxBufCap:
-		bigBufs.Lock()
-		if len(bigBufs.free) < maxBigBufs*runtime.GOMAXPROCS(0) {
-			bigBufs.free = append(bigBufs.free, bp)
-		}
-		bigBufs.Unlock()
+// putBuffer gives back bp, a large buffer if big.
+func putBuffer(bp *[]byte, big bool) {
+	if big {
+		putBig(bp)
+	} else {
+		putBuf(bp)
 	}
 }
 
-// write writes b and flushes it within the write timeout, compressed if
-// the stream compresses, and restarts the heartbeat wait.
-func (s *Stream) write(b []byte) error { return s.output(b, true) }
+// putBig gives back a buffer from takeBig.
+func putBig(bp *[]byte) {
+	bigBufs.Lock()
+	bigBufs.out--
+	if cap(*bp) <= bigCap { // not grown by a huge event
+		bigBufs.free = append(bigBufs.free, bp)
+	}
+	bigBufs.Unlock()
+}
+
+// write writes b, which is not compressed, and flushes it within the write
+// timeout, and restarts the heartbeat wait. The pump's batches on a
+// compressed stream are compressed first and go through output instead.
+func (s *Stream) write(b []byte) error { return s.output(b, false) }
 
 // writeControl is write for the library's own short frames (the opening
-// comment, heartbeats): on a compressed stream they go out as they are, so
-// an idle stream needs no compressor for them.
-func (s *Stream) writeControl(b []byte) error { return s.output(b, false) }
+// comment, heartbeats): on a compressed stream they go out as stored
+// blocks, so an idle stream needs no compressor for them.
+func (s *Stream) writeControl(b []byte) error { return s.output(b, true) }
 
-func (s *Stream) output(b []byte, compress bool) error {
+// output writes b as it is, or on a compressed stream with stored set as a
+// stored block, and flushes it within the write timeout.
+func (s *Stream) output(b []byte, stored bool) error {
 	if wt := s.h.cfg.WriteTimeout; wt > 0 {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
 	}
 	var err error
-	switch {
-	case s.gz == nil:
-		_, err = s.res.Write(b)
-	case compress:
-		err = s.gz.write(b)
-	default:
+	if s.gz != nil && stored {
 		err = s.gz.writeStored(b)
+	} else {
+		_, err = s.res.Write(b)
 	}
 	if err == nil {
 		err = s.rc.Flush()
