@@ -27,6 +27,7 @@ func TestConfigValidation(t *testing.T) {
 		{"zero value is valid", echosse.Config{}, ""},
 		{"negative MaxClients", echosse.Config{MaxClients: -1}, "MaxClients must not be negative"},
 		{"negative BufferSize", echosse.Config{BufferSize: -1}, "BufferSize must not be negative"},
+		{"negative MaxCompressors", echosse.Config{MaxCompressors: -1}, "MaxCompressors must not be negative"},
 		{"negative Retry", echosse.Config{Retry: -time.Second}, "Retry must not be negative"},
 		{"negative RetryAfter", echosse.Config{RetryAfter: -time.Second}, "RetryAfter must not be negative"},
 		{"unknown Overflow", echosse.Config{Overflow: 7}, "Overflow must be"},
