@@ -172,15 +172,6 @@ type gzipStream struct {
 	header bool // the gzip header was written
 }
 
-// write compresses p and writes the result, so that the client can decode
-// all of p from what was written.
-func (g *gzipStream) write(p []byte) error {
-	out := g.compress(p)
-	_, err := g.w.Write(*out)
-	putBuf(out)
-	return err
-}
-
 // compress returns what to write so that the client can decode all of p:
 // p compressed and flushed (after the gzip header, first). The caller
 // writes it and gives it back with putBuf.
