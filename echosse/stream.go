@@ -358,15 +358,25 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			continue
 		default:
 		}
-		// The batch took a whole channel's worth: the senders
-		// are faster than the client; let them refill it before writing.
+		// The batch took a whole channel's worth: the senders are
+		// faster than the client; let them refill it before writing.
+		// Only with a large buffer, of which there are few: many streams
+		// yielding at once would each hold a buffer meanwhile.
 		if n >= cap(s.ch) {
 			n = 0
-			runtime.Gosched()
-			select {
-			case ev, ok = <-s.ch:
-				continue
-			default:
+			if !tried {
+				tried = true
+				if b := takeBig(bp); b != nil {
+					bp, big = b, true
+				}
+			}
+			if big {
+				runtime.Gosched()
+				select {
+				case ev, ok = <-s.ch:
+					continue
+				default:
+				}
 			}
 		}
 		break
