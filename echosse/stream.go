@@ -332,7 +332,8 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	bp := getBuf()
 	big, tried := false, false // bp is a large buffer; one was asked for
 	closed := false
-	n := 0 // events taken since the buffer was last found empty
+	spilled := 0 // bytes of this batch already handed to the response, unflushed
+	n := 0       // events taken since the buffer was last found empty
 	for {
 		if !ok {
 			*bp = append(*bp, s.h.closeFrame...)
@@ -350,7 +351,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 				bp, big = b, true
 			}
 		}
-		if len(*bp) >= maxBatch || !big && len(*bp) >= smallBatch {
+		if spilled+len(*bp) >= maxBatch || !big && len(*bp) >= smallBatch {
 			break
 		}
 		select {
@@ -360,8 +361,6 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		}
 		// The batch took a whole channel's worth: the senders are
 		// faster than the client; let them refill it before writing.
-		// Only with a large buffer, of which there are few: many streams
-		// yielding at once would each hold a buffer meanwhile.
 		if n >= cap(s.ch) {
 			n = 0
 			if !tried {
@@ -370,31 +369,43 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 					bp, big = b, true
 				}
 			}
-			if big {
-				runtime.Gosched()
-				select {
-				case ev, ok = <-s.ch:
-					continue
-				default:
+			if !big {
+				// Many streams may be yielding at once: rather than
+				// each holding a buffer meanwhile, hand what is gathered
+				// to the response's own buffer, unflushed.
+				if spilled == 0 {
+					s.deadline()
 				}
+				if err := s.emit(*bp); err != nil {
+					putBuf(bp)
+					return err
+				}
+				spilled += len(*bp)
+				putBuf(bp)
+				runtime.Gosched()
+				bp = getBuf()
+			} else {
+				runtime.Gosched()
+			}
+			select {
+			case ev, ok = <-s.ch:
+				continue
+			default:
 			}
 		}
 		break
 	}
 	var err error
-	switch {
-	case len(*bp) == 0:
-		putBuffer(bp, big)
-	case s.gz != nil:
-		// Compress, and give the plaintext back before the write, which
-		// may wait on the client.
-		out := s.gz.compress(*bp)
-		putBuffer(bp, big)
-		err = s.output(*out, false)
-		putBuf(out)
-	default:
-		err = s.write(*bp)
-		putBuffer(bp, big)
+	wrote := spilled + len(*bp)
+	if len(*bp) > 0 {
+		if spilled == 0 {
+			s.deadline()
+		}
+		err = s.emit(*bp)
+	}
+	putBuffer(bp, big)
+	if err == nil && wrote > 0 {
+		err = s.flush()
 	}
 	if err == nil && closed {
 		err = ErrClosed
@@ -478,32 +489,53 @@ func putBig(bp *[]byte) {
 	bigBufs.Unlock()
 }
 
-// write writes b, which is not compressed, and flushes it within the write
-// timeout, and restarts the heartbeat wait. The pump's batches on a
-// compressed stream are compressed first and go through output instead.
-func (s *Stream) write(b []byte) error { return s.output(b, false) }
-
-// writeControl is write for the library's own short frames (the opening
-// comment, heartbeats): on a compressed stream they go out as stored
-// blocks, so an idle stream needs no compressor for them.
-func (s *Stream) writeControl(b []byte) error { return s.output(b, true) }
-
-// output writes b as it is, or on a compressed stream with stored set as a
-// stored block, and flushes it within the write timeout.
-func (s *Stream) output(b []byte, stored bool) error {
-	if wt := s.h.cfg.WriteTimeout; wt > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
-	}
+// emit writes b, events the pump encoded, to the response without
+// flushing it: compressed first on a compressed stream. The plaintext is
+// not needed once emit returns. The caller sets the write deadline, once
+// per batch.
+func (s *Stream) emit(b []byte) error {
 	var err error
-	if s.gz != nil && stored {
+	if s.gz != nil {
+		out := s.gz.compress(b)
+		_, err = s.res.Write(*out)
+		putBuf(out)
+	} else {
+		_, err = s.res.Write(b)
+	}
+	if err != nil {
+		return s.writeError(err)
+	}
+	return nil
+}
+
+// writeControl writes one of the library's own short frames (the opening
+// comment, heartbeats) and flushes it: on a compressed stream as a stored
+// block, so that an idle stream needs no compressor for it.
+func (s *Stream) writeControl(b []byte) error {
+	s.deadline()
+	var err error
+	if s.gz != nil {
 		err = s.gz.writeStored(b)
 	} else {
 		_, err = s.res.Write(b)
 	}
-	if err == nil {
-		err = s.rc.Flush()
-	}
 	if err != nil {
+		return s.writeError(err)
+	}
+	return s.flush()
+}
+
+// deadline bounds the next write and flush by the write timeout.
+func (s *Stream) deadline() {
+	if wt := s.h.cfg.WriteTimeout; wt > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
+	}
+}
+
+// flush flushes what was written, within the deadline its write set, and
+// restarts the heartbeat wait.
+func (s *Stream) flush() error {
+	if err := s.rc.Flush(); err != nil {
 		return s.writeError(err)
 	}
 	if s.h2 && s.h.cfg.WriteTimeout > 0 {
