@@ -351,7 +351,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 				bp, big = b, true
 			}
 		}
-		if spilled+len(*bp) >= maxBatch || !big && len(*bp) >= smallBatch {
+		if size := spilled + len(*bp); size >= maxBatch || !big && size >= smallBatch {
 			break
 		}
 		select {
