@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,6 +511,64 @@ func TestLastEventID(t *testing.T) {
 			if got := <-ids; got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
+		})
+	}
+}
+
+// TestBurstsOnManyStreamsAtOnce sends a burst on more streams at once than
+// there are large batch buffers, so that most pumps yield with what they
+// gathered already handed to the response: every client receives every
+// event of its own stream, in order, then the close event; plain, with the
+// stream's own compression, and behind Echo's Gzip.
+func TestBurstsOnManyStreamsAtOnce(t *testing.T) {
+	const streams, events = 24, 1500
+	for _, tc := range []struct {
+		name string
+		cfg  echosse.Config
+		mws  []echo.MiddlewareFunc
+	}{
+		{"plain", echosse.Config{}, nil},
+		{"Compress", echosse.Config{Compress: true, MaxCompressors: 2}, nil},
+		{"EchoGzip", echosse.Config{}, []echo.MiddlewareFunc{middleware.Gzip()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := make(chan struct{})
+			srv, opened := streamApp(t, tc.cfg, func(s *echosse.Stream) error {
+				go func() {
+					<-start
+					for i := range events {
+						ev := event.Event{ID: fmt.Sprint(i), Data: fmt.Sprintf(`{"n":%d,"pad":"%0100d"}`, i, i)}
+						if s.Send(ev) != nil {
+							return
+						}
+					}
+					close(s.C)
+				}()
+				return nil
+			}, tc.mws...)
+			var wg sync.WaitGroup
+			for range streams {
+				res := get(t, srv.URL+"/events", "Accept-Encoding", "gzip")
+				r := body(t, res)
+				wg.Go(func() {
+					evs := decodeAll(t, r)
+					if len(evs) != events+1 || evs[events].Type != "close" {
+						t.Errorf("got %d events, want %d and the close event", len(evs), events)
+						return
+					}
+					for i := range events {
+						if evs[i].ID != fmt.Sprint(i) {
+							t.Errorf("event %d has ID %q: lost or out of order", i, evs[i].ID)
+							return
+						}
+					}
+				})
+			}
+			for range streams {
+				<-opened
+			}
+			close(start)
+			wg.Wait()
 		})
 	}
 }
