@@ -131,3 +131,46 @@ func ExampleStream_Err() {
 	fmt.Println(<-ended)
 	// Output: echosse: stream closed by the sender
 }
+
+// With Compress the streams compress themselves and an idle one keeps a few
+// KB instead of a whole compressor; Echo's Gzip still compresses the other
+// routes and skips the stream route, so that nothing is compressed twice.
+// Go's client asks for gzip and decompresses the stream as it arrives.
+func ExampleConfig_compress() {
+	e := echo.New()
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
+		Skipper: func(c echo.Context) bool { return c.Path() == "/events" },
+	}))
+	e.Use(echosse.Middleware(echosse.Config{Compress: true}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(s.C)
+			s.Send(event.Event{Type: "price", Data: map[string]float64{"ECHO": 17.5}})
+		}()
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	fmt.Println("sent gzip'd:", res.Uncompressed)
+	fmt.Print(string(b))
+	// Output:
+	// sent gzip'd: true
+	// : ok
+	//
+	// event: price
+	// data: {"ECHO":17.5}
+	//
+	// event: close
+	// data:
+}
