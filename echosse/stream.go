@@ -335,6 +335,15 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	closed := false
 	spilled := 0 // bytes of this batch already handed to the response, unflushed
 	n := 0       // events taken since the buffer was last found empty
+	// A burst takes a large buffer, if one is free; once per batch.
+	tryBig := func() {
+		if !tried {
+			tried = true
+			if b := takeBig(bp); b != nil {
+				bp, big = b, true
+			}
+		}
+	}
 	for {
 		if !ok {
 			*bp = append(*bp, s.h.closeFrame...)
@@ -346,11 +355,8 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
 		}
 		n++
-		if !tried && len(*bp) >= smallBatch/2 {
-			tried = true // a burst: take a large buffer, if one is free
-			if b := takeBig(bp); b != nil {
-				bp, big = b, true
-			}
+		if len(*bp) >= smallBatch/2 {
+			tryBig()
 		}
 		if size := spilled + len(*bp); size >= maxBatch || !big && size >= smallBatch {
 			break
@@ -364,19 +370,11 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		// faster than the client; let them refill it before writing.
 		if n >= cap(s.ch) {
 			n = 0
-			if !tried {
-				tried = true
-				if b := takeBig(bp); b != nil {
-					bp, big = b, true
-				}
-			}
+			tryBig()
 			if !big {
 				// Many streams may be yielding at once: rather than
 				// each holding a buffer meanwhile, hand what is gathered
 				// to the response's own buffer, unflushed.
-				if spilled == 0 {
-					s.deadline()
-				}
 				if err := s.emit(*bp); err != nil {
 					putBuf(bp)
 					return err
@@ -399,9 +397,6 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	var err error
 	wrote := spilled + len(*bp)
 	if len(*bp) > 0 {
-		if spilled == 0 {
-			s.deadline()
-		}
 		err = s.emit(*bp)
 	}
 	putBuffer(bp, big)
@@ -492,9 +487,9 @@ func putBig(bp *[]byte) {
 
 // emit writes b, events the pump encoded, to the response without
 // flushing it: compressed first on a compressed stream. The plaintext is
-// not needed once emit returns. The caller sets the write deadline, once
-// per batch.
+// not needed once emit returns.
 func (s *Stream) emit(b []byte) error {
+	s.deadline()
 	var err error
 	if s.gz != nil {
 		out := s.gz.compress(b)
