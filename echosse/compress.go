@@ -172,15 +172,22 @@ type gzipStream struct {
 	header bool // the gzip header was written
 }
 
-// compress returns what to write so that the client can decode all of p:
-// p compressed and flushed (after the gzip header, first). The caller
-// writes it and gives it back with putBuf.
+// write compresses p, flushes the compressor and writes the result, so
+// that the client can decode all of p from what was written.
+func (g *gzipStream) write(p []byte) error {
+	if err := g.start(); err != nil {
+		return err
+	}
+	out := g.compress(p)
+	_, err := g.w.Write(*out)
+	putBuf(out)
+	return err
+}
+
+// compress returns p compressed and flushed, in a buffer to give back with
+// putBuf.
 func (g *gzipStream) compress(p []byte) *[]byte {
 	bp := getBuf()
-	if !g.header {
-		g.header = true
-		*bp = append(*bp, gzipHeader...)
-	}
 	c, prime := g.pool.acquire(g)
 	c.out = bp
 	if c.fw == nil {

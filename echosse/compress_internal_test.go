@@ -10,14 +10,6 @@ import (
 	"testing"
 )
 
-// write compresses p and writes the result, as the pump does with a batch.
-func (g *gzipStream) write(p []byte) error {
-	out := g.compress(p)
-	_, err := g.w.Write(*out)
-	putBuf(out)
-	return err
-}
-
 // checkGzip checks that out is a whole gzip stream of want, and that every
 // prefix of it that ends at a flush point decodes to the plaintext written
 // up to there.

@@ -492,9 +492,7 @@ func (s *Stream) emit(b []byte) error {
 	s.deadline()
 	var err error
 	if s.gz != nil {
-		out := s.gz.compress(b)
-		_, err = s.res.Write(*out)
-		putBuf(out)
+		err = s.gz.write(b)
 	} else {
 		_, err = s.res.Write(b)
 	}
