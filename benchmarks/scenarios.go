@@ -133,6 +133,8 @@ const (
 	mSwitches     = "ctx_switches_per_event"
 	mClientCPU    = "client_cpu"
 	mStacks       = "stack_kib_per_stream"
+	mRSSAfter     = "rss_kib_per_stream_after_event"
+	mStacksAfter  = "stack_kib_per_stream_after_event"
 )
 
 // scenarios returns every scenario sized by o.
@@ -204,7 +206,7 @@ func scenarios(o options) []*scenario {
 			ID:    "B1",
 			Title: fmt.Sprintf("%d idle streams", o.IdleClients),
 			Notes: []string{
-				"Memory and goroutines of the server process after the ramp, less its figures before, per stream; then one broadcast event, which every stream must receive.",
+				"Memory and goroutines of the server process after the ramp, less its figures before, per stream; then one broadcast event, which every stream must receive, and memory again once it has arrived (a stream that has written an event, as streams are in use).",
 				"heap = Go heap committed (objects + unused + free spans); stack = goroutine stacks.",
 			},
 			Variants: variants(false, allStreamServers...),
@@ -215,6 +217,8 @@ func scenarios(o options) []*scenario {
 				{mStacks, "stack KiB/stream", -1, true},
 				{mGoroutines, "goroutines/stream", -1, false},
 				{mDelivered, "streams that got the broadcast", +1, false},
+				{mRSSAfter, "RSS KiB/stream after the event", -1, true},
+				{mStacksAfter, "stack KiB/stream after the event", -1, true},
 				{mRampPerSec, "ramp conns/s", 0, false},
 			},
 			Ref: "raw",
@@ -451,6 +455,11 @@ func runIdle(ctx context.Context, o options, v variant) (map[string]float64, err
 			return nil, err
 		}
 		g.waitDelivered(int64(n), 30*time.Second)
+		time.Sleep(settle)
+		later, err := c.stats()
+		if err != nil {
+			return nil, err
+		}
 		reached := 0
 		for _, cl := range g.clients {
 			if cl.count.Load() >= 1 {
@@ -458,12 +467,14 @@ func runIdle(ctx context.Context, o options, v variant) (map[string]float64, err
 			}
 		}
 		return map[string]float64{
-			mRSS:        perStream(after.RSS, before.RSS, n),
-			mHeap:       perStream(after.HeapCommitted, before.HeapCommitted, n),
-			mStacks:     perStream(after.Stacks, before.Stacks, n),
-			mGoroutines: float64(after.Goroutines-before.Goroutines) / float64(n),
-			mDelivered:  float64(reached) / float64(n),
-			mRampPerSec: float64(n) / took.Seconds(),
+			mRSS:         perStream(after.RSS, before.RSS, n),
+			mHeap:        perStream(after.HeapCommitted, before.HeapCommitted, n),
+			mStacks:      perStream(after.Stacks, before.Stacks, n),
+			mGoroutines:  float64(after.Goroutines-before.Goroutines) / float64(n),
+			mDelivered:   float64(reached) / float64(n),
+			mRampPerSec:  float64(n) / took.Seconds(),
+			mRSSAfter:    perStream(later.RSS, before.RSS, n),
+			mStacksAfter: perStream(later.Stacks, before.Stacks, n),
 		}, nil
 	})
 }
