@@ -150,6 +150,16 @@ type target interface {
 	Abort(cause error)
 }
 
+// afterFunc calls f in its own goroutine once st's context is done, through
+// st's own AfterFunc when it has one (an *echosse.Stream does: lighter than
+// registering with its context), and returns the function that stops it.
+func afterFunc(st target, ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := st.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
+
 // New returns a Broker configured by cfg, whose zero fields take their
 // values from [DefaultConfig], or an error saying what to fix. It starts one
 // goroutine, which trims the history periodically; [Broker.Close] stops it.
@@ -433,7 +443,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	b.add(s, topics, catching)
 	// No goroutine waits for the stream's end: the context runs this
 	// when it comes.
-	s.stop = context.AfterFunc(ctx, func() {
+	s.stop = afterFunc(st, ctx, func() {
 		b.mu.Lock()
 		b.remove(s)
 		b.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -34,11 +35,22 @@ type Stream struct {
 	C chan<- event.Event
 
 	ch          <-chan event.Event
-	ctx         context.Context
-	cancel      context.CancelCauseFunc
+	ctx         context.Context         // the stream's: see Context
+	cancelCtx   context.CancelCauseFunc // only cancel calls it
+	reqDone     <-chan struct{}         // the request's context is done: the client is gone
+	reqCtx      context.Context
 	lastEventID string
-	done        chan struct{}
-	err         error // why the stream ended; written before done is closed
+	err         error       // why the stream ended; written before finished is set
+	finished    atomic.Bool // the stream has ended: see Done
+
+	mu       sync.Mutex
+	done     chan struct{} // Done's channel, made when first asked for
+	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
+	canceled bool          // the context is cancelled
+	returned bool          // the handler has returned; no pump goroutine will start
+	handoff  chan struct{} // closed when the handler has returned, if a pump goroutine runs
+	parked   chan struct{} // closed when that pump goroutine has stopped
+	starter  *time.Timer   // starts the pump goroutine if the handler is still running
 
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
@@ -51,8 +63,6 @@ type Stream struct {
 	gz      *gzipStream    // nil unless the stream compresses
 	h2      bool           // the request came over HTTP/2
 	due     time.Time      // the write deadline set last; zero when none
-	handoff chan struct{}  // closed when the handler has returned
-	parked  chan struct{}  // closed when the pump goroutine has stopped
 	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
 }
@@ -133,22 +143,26 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		return nil, httpError(http.StatusServiceUnavailable, ErrTooManyClients)
 	}
 
-	ctx, cancel := context.WithCancelCause(req.Context())
+	// The stream's context keeps the request's values but not its
+	// cancellation: the pump watches the request's context itself and ends
+	// the stream, with its reason, when the client goes away. Deriving it
+	// from the request's context directly would register it there, an
+	// allocation per stream for something the pump already knows.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req.Context()))
 	c.SetRequest(req.WithContext(ctx))
 	ch := make(chan event.Event, h.cfg.BufferSize)
 	s := &Stream{
 		C:           ch,
 		ch:          ch,
 		ctx:         ctx,
-		cancel:      cancel,
+		cancelCtx:   cancel,
+		reqCtx:      req.Context(),
+		reqDone:     req.Context().Done(),
 		lastEventID: lastID,
-		done:        make(chan struct{}),
 		h:           h,
 		c:           c,
 		res:         res,
 		rc:          http.NewResponseController(w),
-		handoff:     make(chan struct{}),
-		parked:      make(chan struct{}),
 		h2:          req.ProtoMajor >= 2,
 	}
 	h.servers.track(s, req)
@@ -176,16 +190,35 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 	if req.Method == http.MethodHead {
 		s.cancel(ErrClosed) // the headers are the whole answer
 	}
-	go func() {
-		defer close(s.parked)
-		if err, handedOff := s.pump(s.handoff); !handedOff {
-			s.ended = true
-			s.finish(err)
-		}
-	}()
+	// Most handlers that stream from elsewhere (a broker, a hub) return
+	// at once, and the request goroutine, which waits for the stream
+	// anyway, becomes the pump. Only a handler still running after
+	// pumpDelay gets a pump goroutine of its own.
+	s.starter = time.AfterFunc(pumpDelay, s.pumpWhileHandlerRuns)
 	// From here on the middleware waits for the stream to end.
 	c.Set(streamKey, s)
 	return s, nil
+}
+
+// pumpDelay is how long a handler may run after Open before its stream
+// gets a pump goroutine: until then, events wait in the channel's buffer.
+const pumpDelay = time.Millisecond
+
+// pumpWhileHandlerRuns pumps in its own goroutine until the handler
+// returns, unless it has returned already.
+func (s *Stream) pumpWhileHandlerRuns() {
+	s.mu.Lock()
+	if s.returned {
+		s.mu.Unlock()
+		return
+	}
+	s.handoff, s.parked = make(chan struct{}), make(chan struct{})
+	s.mu.Unlock()
+	defer close(s.parked)
+	if err, handedOff := s.pump(s.handoff); !handedOff {
+		s.ended = true
+		s.finish(err)
+	}
 }
 
 func httpError(code int, err error) *echo.HTTPError {
@@ -220,9 +253,58 @@ func canFlush(w http.ResponseWriter) bool {
 
 // Context returns the stream's context, which senders select on. It is
 // cancelled when the stream ends, or as soon as the client is gone. It is
-// also c.Request().Context() from [Open] on. [Stream.Err] tells why the
-// stream ended.
+// also c.Request().Context() from [Open] on, and carries the request's
+// values. [Stream.Err], and context.Cause, tell why the stream ended.
 func (s *Stream) Context() context.Context { return s.ctx }
+
+// AfterFunc arranges to call f in its own goroutine once the stream's
+// context is cancelled, as context.AfterFunc(s.Context(), f) does, and
+// returns a function that stops it. It costs less than context.AfterFunc
+// (no context of its own), so code that keeps many streams, such as a
+// broker, learns of their end with it.
+func (s *Stream) AfterFunc(f func()) (stop func() bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.canceled {
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	s.afters = append(s.afters, a)
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.canceled || a.f == nil {
+			return false
+		}
+		a.f = nil
+		return true
+	}
+}
+
+// afterFunc is a function registered with [Stream.AfterFunc]; f is nil
+// once stopped.
+type afterFunc struct{ f func() }
+
+// cancel cancels the stream's context with cause, if it is not cancelled
+// already, and starts the functions registered with AfterFunc.
+func (s *Stream) cancel(cause error) {
+	s.cancelCtx(cause)
+	s.mu.Lock()
+	if s.canceled {
+		s.mu.Unlock()
+		return
+	}
+	s.canceled = true
+	afters := s.afters
+	s.afters = nil
+	s.mu.Unlock()
+	for _, a := range afters {
+		if a.f != nil {
+			go a.f()
+		}
+	}
+}
 
 // LastEventID returns the ID of the last event the client saw, from the
 // Last-Event-ID header a browser sends when it reconnects, or else from the
@@ -260,26 +342,42 @@ func (s *Stream) Abort(cause error) {
 // Done returns a channel that is closed when the stream has ended: the last
 // bytes are written, the client's slot is free, and the context is
 // cancelled.
-func (s *Stream) Done() <-chan struct{} { return s.done }
+func (s *Stream) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		// Made when first asked for: most streams never are.
+		s.done = make(chan struct{})
+		if s.finished.Load() {
+			close(s.done)
+		}
+	}
+	return s.done
+}
 
 // Err returns nil while the stream is open, and after [Stream.Done] is
 // closed the reason it ended: [ErrClosed], [ErrClientGone],
 // [ErrWriteTimeout], [ErrShutdown], [ErrHandlerPanicked], the cause given to
 // [Stream.Abort], or the error the handler returned.
 func (s *Stream) Err() error {
-	select {
-	case <-s.done:
+	if s.finished.Load() {
 		return s.err
-	default:
-		return nil
 	}
+	return nil
 }
 
 // wait makes the request goroutine take over the pump once the handler has
 // returned, and returns when the stream has ended.
 func (s *Stream) wait() {
-	close(s.handoff)
-	<-s.parked
+	s.starter.Stop()
+	s.mu.Lock()
+	s.returned = true
+	handoff, parked := s.handoff, s.parked
+	s.mu.Unlock()
+	if handoff != nil {
+		close(handoff)
+		<-parked
+	}
 	if !s.ended {
 		err, _ := s.pump(nil)
 		s.finish(err)
@@ -307,6 +405,8 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 			if err := s.writeControl(s.h.pingFrame); err != nil {
 				return err, false
 			}
+		case <-s.reqDone:
+			return s.clientGone(), false
 		case <-s.ctx.Done():
 			err := s.cause()
 			if err == ErrShutdown {
@@ -581,18 +681,22 @@ func (s *Stream) writeError(err error) error {
 	if s.ctx.Err() != nil {
 		return s.cause()
 	}
+	if s.reqCtx.Err() != nil {
+		return s.clientGone()
+	}
 	return fmt.Errorf("%w: %w", ErrClientGone, err)
 }
 
 // cause returns why the stream's context is done.
-func (s *Stream) cause() error {
-	err := context.Cause(s.ctx)
-	if err == context.Canceled {
-		// Cancelled from outside: net/http does that when the client
-		// goes away.
-		return ErrClientGone
+func (s *Stream) cause() error { return context.Cause(s.ctx) }
+
+// clientGone returns why the request's context is done: the client is
+// gone, unless something else cancelled it with a cause of its own.
+func (s *Stream) clientGone() error {
+	if err := context.Cause(s.reqCtx); err != context.Canceled {
+		return err
 	}
-	return err
+	return ErrClientGone
 }
 
 // finish ends the stream: it frees the slot and cancels the context with
@@ -610,13 +714,18 @@ func (s *Stream) finish(reason error) {
 	s.h.clients.Add(-1)
 	s.err = reason
 	s.cancel(reason)
-	close(s.done)
+	s.mu.Lock()
+	s.finished.Store(true)
+	if s.done != nil {
+		close(s.done)
+	}
+	s.mu.Unlock()
 }
 
 // endGzip ends a compressed response with the gzip trailer, unless writing
 // has failed, and gives the compressor back.
 func (s *Stream) endGzip(reason error) {
-	if errors.Is(reason, ErrClientGone) || errors.Is(reason, ErrWriteTimeout) || s.ctx.Err() != nil && s.cause() == ErrClientGone {
+	if errors.Is(reason, ErrClientGone) || errors.Is(reason, ErrWriteTimeout) || s.reqCtx.Err() != nil {
 		s.gz.idle()
 		return
 	}
