@@ -114,7 +114,7 @@ func TestCompressWithEchoGzipInFront(t *testing.T) {
 				}
 				return
 			}
-			if want := ": ok\n\ndata: once\n\nevent: close\ndata:\n\n"; string(b) != want {
+			if want := "data: once\n\nevent: close\ndata:\n\n"; string(b) != want {
 				t.Fatalf("got %q, want %q", b, want)
 			}
 			// Other routes stay with Echo's Gzip.

@@ -43,8 +43,6 @@ func ExampleOpen() {
 	b, _ := io.ReadAll(res.Body)
 	fmt.Print(string(b))
 	// Output:
-	// : ok
-	//
 	// data: a notice
 	//
 	// event: price
@@ -166,8 +164,6 @@ func ExampleConfig_compress() {
 	fmt.Print(string(b))
 	// Output:
 	// sent gzip'd: true
-	// : ok
-	//
 	// event: price
 	// data: {"ECHO":17.5}
 	//

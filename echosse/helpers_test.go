@@ -66,17 +66,33 @@ func get(t *testing.T, url string, header ...string) *http.Response {
 	return res
 }
 
-// body returns the response body, decompressed when it is gzip'd.
+// body returns the response body, decompressed when it is gzip'd. The
+// gzip header is read with the first byte of the body, which a stream sends
+// with its first event: like net/http's transport, not when the response
+// arrives.
 func body(t *testing.T, res *http.Response) io.Reader {
 	t.Helper()
 	if res.Header.Get("Content-Encoding") != "gzip" {
 		return res.Body
 	}
-	zr, err := gzip.NewReader(res.Body)
-	if err != nil {
-		t.Fatal(err)
+	return &gunzip{r: res.Body}
+}
+
+// gunzip decompresses r, from its first Read on.
+type gunzip struct {
+	r   io.Reader
+	zr  *gzip.Reader
+	err error
+}
+
+func (g *gunzip) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.r)
 	}
-	return zr
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
 }
 
 // decodeAll reads every event until the stream ends.

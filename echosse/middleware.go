@@ -50,9 +50,10 @@ func (config Config) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Compress {
 		h.compressors = newCompressorPool(cfg.MaxCompressors)
 	}
-	open := event.Event{Comment: "ok", Retry: cfg.Retry}
-	if h.openFrame, err = open.AppendTo(nil); err != nil {
-		return nil, fmt.Errorf("echosse: invalid Retry: %w", err)
+	if cfg.Retry > 0 {
+		if h.openFrame, err = (event.Event{Retry: cfg.Retry}).AppendTo(nil); err != nil {
+			return nil, fmt.Errorf("echosse: invalid Retry: %w", err)
+		}
 	}
 	if h.closeFrame, err = (event.Event{Type: cfg.CloseEvent, Data: ""}).AppendTo(nil); err != nil {
 		return nil, fmt.Errorf("echosse: invalid CloseEvent: %w", err)
@@ -82,7 +83,7 @@ const (
 type hub struct {
 	cfg        Config
 	clients    atomic.Int64 // open streams
-	openFrame  []byte       // written when a stream opens
+	openFrame  []byte       // written when a stream opens: Config.Retry's field, if set
 	closeFrame []byte       // written when the sender closes its channel
 	pingFrame  []byte       // written when a stream has been idle
 	servers    servers      // open streams by server, for Shutdown

@@ -140,6 +140,7 @@ func TestMaxClientsExactlyAtTheLimit(t *testing.T) {
 	srv, _ := streamApp(t, echosse.Config{MaxClients: max, RetryAfter: 2 * time.Second}, func(s *echosse.Stream) error {
 		go func() {
 			defer close(s.C)
+			s.Send(event.Event{Comment: "ok"}) // tells the client it is in
 			select {
 			case <-release:
 			case <-s.Context().Done():
@@ -196,6 +197,7 @@ func TestMaxClientsStrict503(t *testing.T) {
 		func(s *echosse.Stream) error {
 			go func() {
 				defer close(s.C)
+				s.Send(event.Event{Comment: "ok"})
 				select {
 				case <-hold:
 				case <-s.Context().Done():

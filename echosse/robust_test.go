@@ -112,6 +112,7 @@ func TestReconnectStorm(t *testing.T) {
 				}
 				go func() {
 					defer close(s.C)
+					s.Send(event.Event{Comment: "ok"}) // tells the client it is in
 					select {
 					case <-release:
 					case <-s.Context().Done():

@@ -48,9 +48,15 @@ type Stream struct {
 	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
 	canceled bool          // the context is cancelled
 	returned bool          // the handler has returned; no pump goroutine will start
-	handoff  chan struct{} // closed when the handler has returned, if a pump goroutine runs
-	parked   chan struct{} // closed when that pump goroutine has stopped
+	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
+
+	// wake tells the pump to look at the flags below and at the context:
+	// one channel for every reason but events and the client leaving, so
+	// that an idle pump waits on three channels.
+	wake      chan struct{} // capacity 1
+	tick      atomic.Bool   // the timer fired
+	handingOn atomic.Bool   // the handler has returned: the pump goroutine stops
 
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
@@ -58,7 +64,7 @@ type Stream struct {
 	c       echo.Context
 	res     *echo.Response
 	rc      *http.ResponseController
-	timer   *time.Timer    // heartbeat and compressor release; nil when neither is on
+	timer   *time.Timer    // heartbeat and compressor release (sets tick); nil when neither is on
 	release bool           // the timer is set to release the compressor
 	gz      *gzipStream    // nil unless the stream compresses
 	h2      bool           // the request came over HTTP/2
@@ -79,8 +85,12 @@ const MaxLastEventID = 1024
 const LastEventIDQuery = "lastEventID"
 
 // Open answers the request with an event stream and returns it. The client
-// receives the response headers and a first comment at once, so a browser's
-// EventSource fires "open" immediately.
+// receives the response headers at once (and Config.Retry's retry field,
+// when set), so a browser's EventSource fires "open" immediately; the body
+// goes on with the first event or heartbeat. Until then the stream has
+// written nothing, which keeps a connection that waits for its first event
+// as light as one that has not been answered: net/http's response buffer,
+// or the compressor of Echo's Gzip in front, is not touched yet.
 //
 // When no stream can be opened, Open returns an error the handler should
 // return, and writes nothing: an *echo.HTTPError wrapping one of
@@ -164,10 +174,11 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		res:         res,
 		rc:          http.NewResponseController(w),
 		h2:          req.ProtoMajor >= 2,
+		wake:        make(chan struct{}, 1),
 	}
 	h.servers.track(s, req)
 	if h.cfg.PingInterval > 0 || gz {
-		s.timer = time.NewTimer(h.cfg.PingInterval)
+		s.timer = time.AfterFunc(h.cfg.PingInterval, s.onTimer)
 		if h.cfg.PingInterval <= 0 {
 			s.timer.Stop()
 		}
@@ -212,10 +223,10 @@ func (s *Stream) pumpWhileHandlerRuns() {
 		s.mu.Unlock()
 		return
 	}
-	s.handoff, s.parked = make(chan struct{}), make(chan struct{})
+	s.parked = make(chan struct{})
 	s.mu.Unlock()
 	defer close(s.parked)
-	if err, handedOff := s.pump(s.handoff); !handedOff {
+	if err, handedOn := s.pump(true); !handedOn {
 		s.ended = true
 		s.finish(err)
 	}
@@ -290,6 +301,7 @@ type afterFunc struct{ f func() }
 // already, and starts the functions registered with AfterFunc.
 func (s *Stream) cancel(cause error) {
 	s.cancelCtx(cause)
+	s.poke()
 	s.mu.Lock()
 	if s.canceled {
 		s.mu.Unlock()
@@ -372,32 +384,66 @@ func (s *Stream) wait() {
 	s.starter.Stop()
 	s.mu.Lock()
 	s.returned = true
-	handoff, parked := s.handoff, s.parked
+	s.starter = nil
+	parked := s.parked
 	s.mu.Unlock()
-	if handoff != nil {
-		close(handoff)
+	if parked != nil {
+		s.handingOn.Store(true)
+		s.poke()
 		<-parked
 	}
 	if !s.ended {
-		err, _ := s.pump(nil)
+		s.poke() // whatever the pump goroutine left unseen
+		err, _ := s.pump(false)
 		s.finish(err)
 	}
 }
 
-// pump writes what arrives on the channel until the stream ends, or until
-// handoff is closed; it returns why the stream ended, or handedOff.
-func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
-	var ping <-chan time.Time
-	if s.timer != nil {
-		ping = s.timer.C
+// poke wakes the pump, unless a wake-up is pending already.
+func (s *Stream) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
+}
+
+// onTimer runs when the timer fires: time for a heartbeat, or to give the
+// compressor back.
+func (s *Stream) onTimer() {
+	s.tick.Store(true)
+	s.poke()
+}
+
+// pump writes what arrives on the channel until the stream ends, or, in the
+// pump goroutine (handsOn), until the handler has returned; it returns why
+// the stream ended, or handedOn.
+func (s *Stream) pump(handsOn bool) (err error, handedOn bool) {
 	for {
 		select {
 		case ev, ok := <-s.ch:
 			if err := s.batch(ev, ok); err != nil {
 				return err, false
 			}
-		case <-ping:
+		case <-s.reqDone:
+			return s.clientGone(), false
+		case <-s.wake:
+			if s.ctx.Err() != nil {
+				err := s.cause()
+				if err == ErrShutdown {
+					// The server is shutting down, the client is not
+					// gone: tell it so before the response ends.
+					if werr := s.writeControl(s.h.shutdownFrame()); werr != nil {
+						err = werr
+					}
+				}
+				return err, false
+			}
+			if handsOn && s.handingOn.Load() {
+				return nil, true
+			}
+			if !s.tick.Swap(false) {
+				continue
+			}
 			if s.release {
 				s.idle()
 				continue
@@ -405,20 +451,6 @@ func (s *Stream) pump(handoff <-chan struct{}) (err error, handedOff bool) {
 			if err := s.writeControl(s.h.pingFrame); err != nil {
 				return err, false
 			}
-		case <-s.reqDone:
-			return s.clientGone(), false
-		case <-s.ctx.Done():
-			err := s.cause()
-			if err == ErrShutdown {
-				// The server is shutting down, the client is not gone:
-				// tell it so before the response ends.
-				if werr := s.writeControl(s.h.shutdownFrame()); werr != nil {
-					err = werr
-				}
-			}
-			return err, false
-		case <-handoff:
-			return nil, true
 		}
 	}
 }
@@ -603,14 +635,21 @@ func (s *Stream) emit(b []byte) error {
 }
 
 // writeControl writes one of the library's own short frames (the opening
-// comment, heartbeats) and flushes it: on a compressed stream as a stored
-// block, so that an idle stream needs no compressor for it.
+// retry field, heartbeats) and flushes it: on a compressed stream as a
+// stored block, so that an idle stream needs no compressor for it. With b
+// empty it only flushes (after the gzip header, on a compressed stream).
 func (s *Stream) writeControl(b []byte) error {
 	s.deadline()
 	var err error
-	if s.gz != nil {
+	switch {
+	case len(b) == 0 && s.gz != nil:
+		// The gzip header goes out with the response's headers, as
+		// Echo's Gzip sends it, for clients that read it at once.
+		err = s.gz.start()
+	case len(b) == 0: // nothing but what is buffered (the headers)
+	case s.gz != nil:
 		err = s.gz.writeStored(b)
-	} else {
+	default:
 		_, err = s.res.Write(b)
 	}
 	if err != nil {
@@ -653,8 +692,10 @@ func (s *Stream) flush() error {
 	case s.gz != nil && s.gz.c != nil:
 		s.release = true
 		s.timer.Reset(s.h.cfg.CompressIdle)
+		s.tick.Store(false)
 	case s.h.cfg.PingInterval > 0:
 		s.timer.Reset(s.h.cfg.PingInterval)
+		s.tick.Store(false)
 	}
 	return nil
 }

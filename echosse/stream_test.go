@@ -93,7 +93,7 @@ func TestStreamHeadersEventsAndCloseEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ": ok\n\ndata: a notice\n\nevent: update\nid: 7\ndata: {\"n\":1}\n\ndata: two\ndata: lines\n\nevent: close\ndata:\n\n"
+	want := "data: a notice\n\nevent: update\nid: 7\ndata: {\"n\":1}\n\ndata: two\ndata: lines\n\nevent: close\ndata:\n\n"
 	if string(raw) != want {
 		t.Fatalf("got stream\n%q\nwant\n%q", raw, want)
 	}
@@ -223,12 +223,10 @@ func TestPingWhenIdleAndPushedBackByEvents(t *testing.T) {
 		return nil
 	})
 	res := get(t, srv.URL+"/events")
-	lines := lineReader{bufio.NewReader(res.Body)}
-	if got := lines.next(t); got != ": ok" {
-		t.Fatalf("first line: got %q, want %q", got, ": ok")
-	}
-	lines.next(t)
+	// The stream opens with its headers alone: the first line is the
+	// first heartbeat.
 	last := time.Now()
+	lines := lineReader{bufio.NewReader(res.Body)}
 	for range 3 {
 		if got := lines.next(t); got != ": ping" {
 			t.Fatalf("got %q, want %q", got, ": ping")
@@ -266,7 +264,7 @@ func TestPingOff(t *testing.T) {
 		return nil
 	})
 	raw, _ := io.ReadAll(get(t, srv.URL+"/events").Body)
-	if want := ": ok\n\nevent: close\ndata:\n\n"; string(raw) != want {
+	if want := "event: close\ndata:\n\n"; string(raw) != want {
 		t.Fatalf("got %q, want %q", raw, want)
 	}
 }
@@ -274,7 +272,7 @@ func TestPingOff(t *testing.T) {
 func TestCustomCloseEventAndRetry(t *testing.T) {
 	srv, _ := streamApp(t, echosse.Config{CloseEvent: "bye", Retry: 1500 * time.Millisecond}, sendThenClose())
 	raw, _ := io.ReadAll(get(t, srv.URL+"/events").Body)
-	if want := ": ok\nretry: 1500\n\nevent: bye\ndata:\n\n"; string(raw) != want {
+	if want := "retry: 1500\n\nevent: bye\ndata:\n\n"; string(raw) != want {
 		t.Fatalf("got %q, want %q", raw, want)
 	}
 }
