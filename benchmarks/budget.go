@@ -65,6 +65,7 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 	add("2. Lone event: p50 latency", "≤ 1.10 × raw", ratio("raw", mP50, 1.10, false), "A3")
 	add("2. Lone event: p99 latency", "≤ 1.10 × raw", ratio("raw", mP99, 1.10, false), "A3")
 	add("3. Idle streams: RSS per stream", "≤ 1.15 × raw", ratio("raw", mRSS, 1.15, false), "B1")
+	add("3. Idle streams: RSS per stream after one event", "≤ 1.15 × raw", ratio("raw", mRSSAfter, 1.15, false), "B1")
 	add("3. Idle streams: goroutines per stream", "≤ 3", value(mGoroutines, func(x float64) bool { return x <= 3.005 }), "B1")
 	add("3. Idle streams: all receive a broadcast", "100%", value(mDelivered, func(float64) bool { return true }), "B1")
 	fixDelivered(&items[len(items)-1], by, "B1")
