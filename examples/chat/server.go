@@ -262,8 +262,10 @@ func (s *server) events(c echo.Context) error {
 	}
 
 	s.join(st)
-	<-st.Done() // the page left, the server shuts down, or dropStreams
-	s.leave(st)
+	// Returning leaves the stream to the request's goroutine; the count
+	// goes down when it ends (the page left, the server shuts down, or
+	// dropStreams), with no goroutine waiting for that meanwhile.
+	st.AfterFunc(func() { s.leave(st) })
 	return nil
 }
 
