@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
 
 	"net"
 	"net/http"
@@ -17,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
 )
 
 // openStreams starts a server whose /events handler opens a stream, hands
@@ -237,5 +241,72 @@ func settled() func() bool {
 			return false
 		}
 		return time.Since(since) > 50*time.Millisecond
+	}
+}
+
+// TestHandOverAroundThePumpDelay runs handlers that send some events
+// themselves and return, or send all and close, at random times around
+// the moment a still-running handler gets a pump goroutine, while other
+// goroutines send too: whoever pumps, each client receives every event
+// once, in order, then the close event.
+func TestHandOverAroundThePumpDelay(t *testing.T) {
+	const streams = 40
+	var seed atomic.Int64
+	srv, _ := streamApp(t, echosse.Config{BufferSize: 4}, func(s *echosse.Stream) error {
+		r := rand.New(rand.NewPCG(uint64(seed.Add(1)), 7))
+		total := 1 + r.IntN(60)
+		inline := r.IntN(total + 1) // sent by the handler itself
+		for i := range inline {
+			if s.Send(event.Event{ID: fmt.Sprint(i)}) != nil {
+				return nil
+			}
+		}
+		time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
+		rest := func() {
+			for i := inline; i < total; i++ {
+				if s.Send(event.Event{ID: fmt.Sprint(i)}) != nil {
+					return
+				}
+			}
+			close(s.C)
+		}
+		if r.IntN(2) == 0 {
+			rest() // the handler closes the stream before it returns
+		} else {
+			go rest() // a goroutine goes on after the handler has returned
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for range streams {
+		res := get(t, srv.URL+"/events")
+		wg.Go(func() {
+			evs := decodeAllOrError(res.Body)
+			last := len(evs) - 1
+			if last < 1 || evs[last].Type != "close" {
+				t.Errorf("got %d events, want some and the close event last", len(evs))
+				return
+			}
+			for i, ev := range evs[:last] {
+				if ev.ID != fmt.Sprint(i) {
+					t.Errorf("event %d has ID %q: lost, repeated or out of order", i, ev.ID)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// decodeAllOrError is decodeAll for goroutines other than the test's.
+func decodeAllOrError(r io.Reader) []event.Event {
+	var evs []event.Event
+	d := event.NewDecoder(r)
+	for {
+		ev, err := d.Decode()
+		if err != nil {
+			return evs
+		}
+		evs = append(evs, ev)
 	}
 }
