@@ -1,11 +1,13 @@
 package echosse_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -128,6 +130,54 @@ func ExampleStream_Err() {
 	res.Body.Close()
 	fmt.Println(<-ended)
 	// Output: echosse: stream closed by the sender
+}
+
+// A handler that streams from elsewhere returns at once and counts its
+// stream out with AfterFunc: no goroutine waits for the stream meanwhile
+// (the request's own goroutine pumps it once the handler has returned).
+func ExampleStream_AfterFunc() {
+	var mu sync.Mutex
+	online := 0
+	left := make(chan struct{}, 1)
+	e := echo.New()
+	e.Use(echosse.Middleware(echosse.Config{}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		online++
+		mu.Unlock()
+		s.AfterFunc(func() {
+			mu.Lock()
+			online--
+			mu.Unlock()
+			left <- struct{}{}
+		})
+		s.Send(event.Event{Data: "welcome"}) // buffered: the pump writes it once the handler returns
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		panic(err)
+	}
+	line, _ := bufio.NewReader(res.Body).ReadString('\n')
+	mu.Lock()
+	fmt.Printf("%sonline: %d\n", line, online)
+	mu.Unlock()
+	res.Body.Close() // the client leaves
+	<-left
+	mu.Lock()
+	fmt.Println("online:", online)
+	mu.Unlock()
+	// Output:
+	// data: welcome
+	// online: 1
+	// online: 0
 }
 
 // With Compress the streams compress themselves and an idle one keeps a few
