@@ -4,10 +4,13 @@
 // stream. Open answers the request with an event stream and returns a
 // [Stream] whose channel, [Stream.C], takes [event.Event] values: business
 // goroutines send on it, and the sender closes it to end the stream with the
-// close event. One goroutine per client (the pump) encodes what arrives on
-// the channel, writes it to Echo's response (through Echo's Gzip middleware
-// when it sits in front), flushes it so the client receives it at once, and
-// writes a heartbeat comment when the stream has been idle for a while.
+// close event. One pump per client encodes what arrives on the channel,
+// writes it to Echo's response (through Echo's Gzip middleware when it sits
+// in front), flushes it so the client receives it at once, and writes a
+// heartbeat comment when the stream has been idle for a while. Once the
+// handler has returned, the pump is the request's own goroutine, which has
+// to wait for the stream anyway; a handler that keeps running gets a pump
+// goroutine of its own after a millisecond.
 //
 // When the stream ends, for whatever reason (the channel was closed, the
 // client went away, a write timed out, the handler failed), the pump frees the
