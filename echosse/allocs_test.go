@@ -11,8 +11,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/echosse/echo-sse/echosse"
 	"github.com/echosse/echo-sse/event"
 )
@@ -22,18 +20,7 @@ import (
 // counts the allocations of every goroutine meanwhile: the pump encodes,
 // writes and flushes each without allocating.
 func TestAllocsNonePerEventInThePump(t *testing.T) {
-	streams := make(chan *echosse.Stream, 1)
-	e := newEcho()
-	e.Use(echosse.Middleware(echosse.Config{}))
-	e.GET("/events", func(c echo.Context) error {
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		streams <- s
-		return nil
-	})
-	srv := newServer(t, e)
+	srv, streams := streamApp(t, echosse.Config{}, func(*echosse.Stream) error { return nil })
 	res := get(t, srv.URL+"/events")
 	s := <-streams
 	ev := event.Event{Type: "tick", ID: "1", Data: `{"symbol":"ECHO","price":17.25}`}

@@ -27,21 +27,11 @@ import (
 // it to the test and then runs hold (or returns at once when hold is nil).
 func openStreams(t *testing.T, hold func(c echo.Context, s *echosse.Stream) error) (url string, streams <-chan *echosse.Stream) {
 	t.Helper()
-	ch := make(chan *echosse.Stream, 64)
-	e := newEcho()
-	e.Use(echosse.Middleware(echosse.Config{}))
-	e.GET("/events", func(c echo.Context) error {
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		ch <- s
-		if hold == nil {
-			return nil
-		}
-		return hold(c, s)
-	})
-	return serve(t, e).URL + "/events", ch
+	if hold == nil {
+		hold = func(echo.Context, *echosse.Stream) error { return nil }
+	}
+	srv, ch := streamAppWith(t, echosse.Config{}, hold)
+	return srv.URL + "/events", ch
 }
 
 func TestAfterFuncRunsOnceTheStreamEnds(t *testing.T) {

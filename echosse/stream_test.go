@@ -23,7 +23,13 @@ import (
 
 // streamApp serves GET /events with handler h behind the middleware, and
 // hands each opened stream to the test.
-func streamApp(t *testing.T, cfg echosse.Config, h func(s *echosse.Stream) error, mws ...echo.MiddlewareFunc) (*httptest.Server, chan *echosse.Stream) {
+func streamApp(t testing.TB, cfg echosse.Config, h func(s *echosse.Stream) error, mws ...echo.MiddlewareFunc) (*httptest.Server, chan *echosse.Stream) {
+	t.Helper()
+	return streamAppWith(t, cfg, func(_ echo.Context, s *echosse.Stream) error { return h(s) }, mws...)
+}
+
+// streamAppWith is streamApp for handlers that need the echo.Context too.
+func streamAppWith(t testing.TB, cfg echosse.Config, h func(c echo.Context, s *echosse.Stream) error, mws ...echo.MiddlewareFunc) (*httptest.Server, chan *echosse.Stream) {
 	t.Helper()
 	streams := make(chan *echosse.Stream, 100)
 	e := newEcho()
@@ -35,9 +41,9 @@ func streamApp(t *testing.T, cfg echosse.Config, h func(s *echosse.Stream) error
 			return err
 		}
 		streams <- s
-		return h(s)
+		return h(c, s)
 	})
-	return serve(t, e), streams
+	return newServer(t, e), streams
 }
 
 // openSendClose is an Echo handler that opens a stream and leaves it to
