@@ -54,9 +54,9 @@ type Stream struct {
 	// wake tells the pump to look at the flags below and at the context:
 	// one channel for every reason but events and the client leaving, so
 	// that an idle pump waits on three channels.
-	wake      chan struct{} // capacity 1
-	tick      atomic.Bool   // the timer fired
-	handingOn atomic.Bool   // the handler has returned: the pump goroutine stops
+	wake    chan struct{} // capacity 1
+	tick    atomic.Bool   // the timer fired
+	handOff atomic.Bool   // the handler has returned: the pump goroutine hands over
 
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
@@ -226,7 +226,7 @@ func (s *Stream) pumpWhileHandlerRuns() {
 	s.parked = make(chan struct{})
 	s.mu.Unlock()
 	defer close(s.parked)
-	if err, handedOn := s.pump(true); !handedOn {
+	if err, handedOff := s.pump(true); !handedOff {
 		s.ended = true
 		s.finish(err)
 	}
@@ -388,7 +388,7 @@ func (s *Stream) wait() {
 	parked := s.parked
 	s.mu.Unlock()
 	if parked != nil {
-		s.handingOn.Store(true)
+		s.handOff.Store(true)
 		s.poke()
 		<-parked
 	}
@@ -415,9 +415,9 @@ func (s *Stream) onTimer() {
 }
 
 // pump writes what arrives on the channel until the stream ends, or, in the
-// pump goroutine (handsOn), until the handler has returned; it returns why
-// the stream ended, or handedOn.
-func (s *Stream) pump(handsOn bool) (err error, handedOn bool) {
+// pump goroutine (inGoroutine), until the handler has returned; it returns why
+// the stream ended, or handedOff.
+func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 	for {
 		select {
 		case ev, ok := <-s.ch:
@@ -438,7 +438,7 @@ func (s *Stream) pump(handsOn bool) (err error, handedOn bool) {
 				}
 				return err, false
 			}
-			if handsOn && s.handingOn.Load() {
+			if inGoroutine && s.handOff.Load() {
 				return nil, true
 			}
 			if !s.tick.Swap(false) {
