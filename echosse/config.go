@@ -2,6 +2,7 @@ package echosse
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"time"
@@ -143,6 +144,17 @@ const (
 	OverflowUnavailable
 )
 
+// Bounds of [Config] fields: [Config.ToMiddleware] refuses larger values.
+const (
+	// MaxDelay bounds Retry, RetryAfter and ShutdownRetry: a day is
+	// longer than any client should be told to wait, and keeps the jitter
+	// added to them far from overflowing.
+	MaxDelay = 24 * time.Hour
+
+	// MaxBufferSize bounds BufferSize.
+	MaxBufferSize = 1 << 16
+)
+
 // DefaultConfig is the default configuration of the [Middleware].
 var DefaultConfig = Config{
 	Skipper:      middleware.DefaultSkipper,
@@ -179,6 +191,14 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("echosse: CompressIdle must not be negative (0 means the default, 1s)")
 	case config.RetryAfter < 0:
 		return config, errors.New("echosse: RetryAfter must not be negative (0 means the default, 5s)")
+	case config.Retry > MaxDelay:
+		return config, fmt.Errorf("echosse: Retry must be at most %v (MaxDelay)", MaxDelay)
+	case config.RetryAfter > MaxDelay:
+		return config, fmt.Errorf("echosse: RetryAfter must be at most %v (MaxDelay)", MaxDelay)
+	case config.ShutdownRetry > MaxDelay:
+		return config, fmt.Errorf("echosse: ShutdownRetry must be at most %v (MaxDelay)", MaxDelay)
+	case config.BufferSize > MaxBufferSize:
+		return config, fmt.Errorf("echosse: BufferSize must be at most %d (88 bytes a slot, per stream)", MaxBufferSize)
 	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:
 		return config, errors.New("echosse: Overflow must be OverflowRetry or OverflowUnavailable")
 	case strings.ContainsAny(config.CloseEvent, "\r\n"):

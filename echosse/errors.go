@@ -71,4 +71,12 @@ var (
 
 	// ErrHandlerPanicked: the handler panicked after it opened the stream.
 	ErrHandlerPanicked = errors.New("echosse: handler panicked")
+
+	// ErrPumpPanicked: code the stream's pump called panicked: the
+	// MarshalJSON of an event's Data, or Config.ErrorHandler. The stream
+	// ends without the close event (the client reconnects), its slot is
+	// freed, and the panic, with its stack, goes to Config.ErrorHandler (or
+	// to the standard logger when ErrorHandler is what panicked). The
+	// returned error wraps it with the panic's value.
+	ErrPumpPanicked = errors.New("echosse: code called by the stream's pump panicked")
 )

@@ -130,7 +130,7 @@ func (h *hub) serve(c echo.Context, next echo.HandlerFunc) (err error) {
 
 // refuse answers a request over MaxClients as cfg.Overflow says.
 func (h *hub) refuse(c echo.Context, err error) error {
-	delay := h.cfg.RetryAfter + rand.N(h.cfg.RetryAfter+1)
+	delay := jittered(h.cfg.RetryAfter)
 	res := c.Response()
 	if h.cfg.Overflow == OverflowUnavailable {
 		secs := int64((delay + time.Second - 1) / time.Second)
@@ -142,6 +142,13 @@ func (h *hub) refuse(c echo.Context, err error) error {
 	res.WriteHeader(http.StatusOK)
 	_, werr := res.Write(b)
 	return werr
+}
+
+// jittered returns d plus a random jitter of up to d again. Config bounds
+// d by MaxDelay, far from where d+d would overflow.
+func jittered(d time.Duration) time.Duration {
+	d = min(d, MaxDelay)
+	return d + rand.N(d+1)
 }
 
 // setStreamHeaders sets the headers of an event stream response.

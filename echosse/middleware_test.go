@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,6 +35,11 @@ func TestConfigValidation(t *testing.T) {
 		{"CloseEvent with a line break", echosse.Config{CloseEvent: "a\nb"}, "CloseEvent"},
 		{"CloseEvent not UTF-8", echosse.Config{CloseEvent: "\xff"}, "CloseEvent"},
 		{"negative durations turn features off", echosse.Config{PingInterval: -1, WriteTimeout: -1}, ""},
+		{"huge RetryAfter", echosse.Config{RetryAfter: math.MaxInt64 - 1}, "RetryAfter must be at most 24h0m0s"},
+		{"huge ShutdownRetry", echosse.Config{ShutdownRetry: math.MaxInt64}, "ShutdownRetry must be at most"},
+		{"huge Retry", echosse.Config{Retry: math.MaxInt64 / 2}, "Retry must be at most"},
+		{"huge BufferSize", echosse.Config{BufferSize: 1 << 40}, "BufferSize must be at most"},
+		{"the bounds themselves", echosse.Config{Retry: echosse.MaxDelay, RetryAfter: echosse.MaxDelay, ShutdownRetry: echosse.MaxDelay, BufferSize: echosse.MaxBufferSize}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.givenConfig.ToMiddleware()

@@ -1,7 +1,6 @@
 package echosse
 
 import (
-	"math/rand/v2"
 	"net/http"
 	"sync"
 
@@ -67,13 +66,23 @@ func (s *Stream) untrack() {
 }
 
 // shutdown ends every stream of the server, each from its own pump, which
-// writes the shutdown frame and ends the response.
+// writes the shutdown frame and ends the response. Every stream's context
+// is cancelled before any function registered with AfterFunc starts: those
+// run application code (a broker unsubscribing, a page count published to
+// the other streams), and a stream not yet told of the shutdown could
+// otherwise end for another reason meanwhile, without the shutdown frame.
 func (set *serverStreams) shutdown() {
 	set.mu.Lock()
-	defer set.mu.Unlock()
 	set.closing = true
+	var afters [][]*afterFunc
 	for s := range set.streams {
-		s.cancel(ErrShutdown)
+		if a := s.stop(ErrShutdown); len(a) > 0 {
+			afters = append(afters, a)
+		}
+	}
+	set.mu.Unlock()
+	for _, a := range afters {
+		startAfters(a)
 	}
 }
 
@@ -84,6 +93,6 @@ func (h *hub) shutdownFrame() []byte {
 	if d <= 0 {
 		return h.closeFrame
 	}
-	b, _ := event.Event{Comment: "server shutting down", Retry: d + rand.N(d+1)}.AppendTo(nil)
+	b, _ := event.Event{Comment: "server shutting down", Retry: jittered(d)}.AppendTo(nil)
 	return b
 }

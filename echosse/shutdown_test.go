@@ -165,3 +165,84 @@ func TestShutdownRetryHintInsteadOfCloseEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownTellsEveryStreamBeforeCallbacksRun shuts down a server whose
+// streams' AfterFunc callbacks act on the other streams, as an application
+// that publishes a count of pages, or a broker that drops slow clients,
+// does: each callback aborts every stream still open. Every stream must
+// still get the close event, with ErrShutdown as its reason, and
+// ShutdownRetry's hint must go out at MaxDelay without overflowing.
+func TestShutdownTellsEveryStreamBeforeCallbacksRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  echosse.Config
+	}{
+		{"close event", echosse.Config{}},
+		{"retry hint at MaxDelay", echosse.Config{ShutdownRetry: echosse.MaxDelay}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 200
+			var (
+				mu   sync.Mutex
+				open []*echosse.Stream
+			)
+			reasons := make(chan error, n)
+			e := newEcho()
+			e.Use(echosse.Middleware(tc.cfg))
+			e.GET("/events", func(c echo.Context) error {
+				s, err := echosse.Open(c)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				open = append(open, s)
+				mu.Unlock()
+				s.AfterFunc(func() {
+					reasons <- s.Err() // already set when the callbacks run
+					mu.Lock()
+					defer mu.Unlock()
+					for _, o := range open {
+						o.Abort(errors.New("ended by another stream's callback"))
+					}
+				})
+				return nil
+			})
+			addr := startEcho(t, e)
+			clients := make([]*rawStream, n)
+			for i := range clients {
+				clients[i] = dialStream(t, addr, "/events")
+				defer clients[i].conn.Close()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := e.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			for _, c := range clients {
+				b, err := io.ReadAll(c.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.cfg.ShutdownRetry == 0 && string(b) == "event: close\ndata:\n\n" {
+					got++
+				}
+				var ms int64
+				if tc.cfg.ShutdownRetry > 0 {
+					if _, err := fmt.Sscanf(string(b), ": server shutting down\nretry: %d\n\n", &ms); err == nil &&
+						ms >= echosse.MaxDelay.Milliseconds() && ms <= 2*echosse.MaxDelay.Milliseconds() {
+						got++
+					}
+				}
+			}
+			if got != n {
+				t.Errorf("%d of %d streams got the shutdown frame", got, n)
+			}
+			for range n {
+				if err := <-reasons; !errors.Is(err, echosse.ErrShutdown) {
+					t.Fatalf("a callback saw Err() = %v, want ErrShutdown", err)
+				}
+			}
+		})
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +42,6 @@ type Stream struct {
 	reqDone     <-chan struct{}         // the request's context is done: the client is gone
 	reqCtx      context.Context
 	lastEventID string
-	err         error       // why the stream ended; written before finished is set
 	finished    atomic.Bool // the stream has ended: see Done
 
 	mu       sync.Mutex
@@ -213,7 +214,8 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 
 // pumpDelay is how long a handler may run after Open before its stream
 // gets a pump goroutine: until then, events wait in the channel's buffer.
-const pumpDelay = time.Millisecond
+// A variable only for tests, which set it before any stream opens.
+var pumpDelay = time.Millisecond
 
 // pumpWhileHandlerRuns pumps in its own goroutine until the handler
 // returns, unless it has returned already.
@@ -299,18 +301,27 @@ type afterFunc struct{ f func() }
 
 // cancel cancels the stream's context with cause, if it is not cancelled
 // already, and starts the functions registered with AfterFunc.
-func (s *Stream) cancel(cause error) {
+func (s *Stream) cancel(cause error) { startAfters(s.stop(cause)) }
+
+// stop cancels the stream's context with cause, if it is not cancelled
+// already, and returns the functions registered with AfterFunc, for the
+// caller to start with startAfters.
+func (s *Stream) stop(cause error) []*afterFunc {
 	s.cancelCtx(cause)
 	s.poke()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.canceled {
-		s.mu.Unlock()
-		return
+		return nil
 	}
 	s.canceled = true
 	afters := s.afters
 	s.afters = nil
-	s.mu.Unlock()
+	return afters
+}
+
+// startAfters starts each function of afters that was not stopped.
+func startAfters(afters []*afterFunc) {
 	for _, a := range afters {
 		if a.f != nil {
 			go a.f()
@@ -367,15 +378,17 @@ func (s *Stream) Done() <-chan struct{} {
 	return s.done
 }
 
-// Err returns nil while the stream is open, and after [Stream.Done] is
-// closed the reason it ended: [ErrClosed], [ErrClientGone],
-// [ErrWriteTimeout], [ErrShutdown], [ErrHandlerPanicked], the cause given to
-// [Stream.Abort], or the error the handler returned.
+// Err returns nil while the stream is open, and once its context is
+// cancelled (from the functions registered with [Stream.AfterFunc] on, and
+// after [Stream.Done] is closed) the reason it ended, which is also
+// context.Cause(s.Context()): [ErrClosed], [ErrClientGone],
+// [ErrWriteTimeout], [ErrShutdown], [ErrHandlerPanicked], [ErrPumpPanicked],
+// the cause given to [Stream.Abort], or the error the handler returned.
 func (s *Stream) Err() error {
-	if s.finished.Load() {
-		return s.err
+	if s.ctx.Err() == nil {
+		return nil
 	}
-	return nil
+	return s.cause()
 }
 
 // wait makes the request goroutine take over the pump once the handler has
@@ -418,6 +431,11 @@ func (s *Stream) onTimer() {
 // pump goroutine (inGoroutine), until the handler has returned; it returns why
 // the stream ended, or handedOff.
 func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, handedOff = s.recovered(r), false
+		}
+	}()
 	for {
 		select {
 		case ev, ok := <-s.ch:
@@ -455,6 +473,26 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 	}
 }
 
+// recovered turns a panic in code the pump called into the reason the
+// stream ends, and reports it with its stack.
+func (s *Stream) recovered(r any) error {
+	err := fmt.Errorf("%w: %v", ErrPumpPanicked, r)
+	s.report(fmt.Errorf("%w\n%s", err, debug.Stack()))
+	return err
+}
+
+// report tells Config.ErrorHandler about err, where a panic of the
+// ErrorHandler's own cannot be reported to it: that goes to the standard
+// logger.
+func (s *Stream) report(err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Printf("echosse: Config.ErrorHandler panicked (%v) while told: %v", r, err)
+		}
+	}()
+	s.h.cfg.ErrorHandler(s.c, err)
+}
+
 // maxBatch bounds how many bytes the pump gathers before it writes.
 const maxBatch = 32 << 10
 
@@ -464,6 +502,11 @@ const maxBatch = 32 << 10
 func (s *Stream) batch(ev event.Event, ok bool) error {
 	bp := getBuf()
 	big, tried := false, false // bp is a large buffer; one was asked for
+	defer func() {
+		if bp != nil { // a panic in an event's MarshalJSON or the ErrorHandler
+			putBuffer(bp, big)
+		}
+	}()
 	closed := false
 	spilled := 0 // bytes of this batch already handed to the response, unflushed
 	n := 0       // events taken since the buffer was last found empty
@@ -509,6 +552,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 				// to the response's own buffer, unflushed.
 				if err := s.emit(*bp); err != nil {
 					putBuf(bp)
+					bp = nil
 					return err
 				}
 				spilled += len(*bp)
@@ -532,6 +576,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		err = s.emit(*bp)
 	}
 	putBuffer(bp, big)
+	bp = nil
 	if err == nil && wrote > 0 {
 		err = s.flush()
 	}
@@ -753,7 +798,6 @@ func (s *Stream) finish(reason error) {
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	s.untrack()
 	s.h.clients.Add(-1)
-	s.err = reason
 	s.cancel(reason)
 	s.mu.Lock()
 	s.finished.Store(true)

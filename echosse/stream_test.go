@@ -576,3 +576,71 @@ func TestBurstsOnManyStreamsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// panicky panics when encoding/json marshals it.
+type panicky struct{}
+
+func (panicky) MarshalJSON() ([]byte, error) { panic("MarshalJSON bug") }
+
+// TestPanicInThePumpEndsOnlyThatStream sends an event whose MarshalJSON
+// panics, and has an ErrorHandler that panics, both while the handler
+// still runs (the pump is a goroutine of its own) and after it returned
+// (the request's goroutine pumps): the stream ends with ErrPumpPanicked,
+// what it wrote before stays whole, its slot is freed, the panic is
+// reported, and the process lives on.
+func TestPanicInThePumpEndsOnlyThatStream(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		hold       bool // the handler waits for the stream to end
+		ev         event.Event
+		badHandler bool // the ErrorHandler panics
+	}{
+		{"MarshalJSON, handler returned", false, event.Event{Data: panicky{}}, false},
+		{"MarshalJSON, handler running", true, event.Event{Data: panicky{}}, false},
+		{"ErrorHandler, handler returned", false, event.Event{ID: "a\nb"}, true},
+		{"ErrorHandler, handler running", true, event.Event{ID: "a\nb"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reported errRecorder
+			cfg := echosse.Config{MaxClients: 1, ErrorHandler: reported.handle}
+			if tc.badHandler {
+				cfg.ErrorHandler = func(c echo.Context, err error) {
+					if !errors.Is(err, echosse.ErrPumpPanicked) {
+						panic("ErrorHandler bug")
+					}
+					reported.handle(c, err)
+				}
+			}
+			proceed := make(chan struct{}, 1) // the client has the first event
+			srv, streams := streamApp(t, cfg, func(s *echosse.Stream) error {
+				go func() {
+					s.Send(event.Event{Data: "before"})
+					<-proceed
+					s.Send(tc.ev)
+					s.Send(event.Event{Data: "after"})
+				}()
+				if tc.hold {
+					<-s.Context().Done()
+				}
+				return nil
+			})
+			for round := range 3 { // MaxClients is 1: each round needs the slot back
+				d := event.NewDecoder(get(t, srv.URL+"/events").Body)
+				expectEvent(t, d, "message", "before")
+				proceed <- struct{}{}
+				if ev, err := d.Decode(); err != io.EOF {
+					t.Fatalf("round %d: got %v %v, want the stream to end after the event before the panic", round, ev, err)
+				}
+				s := <-streams
+				<-s.Done()
+				if !errors.Is(s.Err(), echosse.ErrPumpPanicked) || !strings.Contains(s.Err().Error(), "bug") {
+					t.Fatalf("round %d: got Err %v, want ErrPumpPanicked with the panic's value", round, s.Err())
+				}
+			}
+			errs := reported.all()
+			if len(errs) != 3 || !errors.Is(errs[0], echosse.ErrPumpPanicked) || !strings.Contains(errs[0].Error(), "goroutine") {
+				t.Fatalf("reported %v, want three ErrPumpPanicked with their stacks", errs)
+			}
+		})
+	}
+}
