@@ -98,7 +98,19 @@ type server struct {
 	counted int                          // the count of pages online last published
 	recent  []message                    // without Redis: the last recentSize messages, oldest first
 	lastID  string                       // without Redis: ID of the last event published, on any topic
+	// presence publishes the count after presenceDelay; nil when no
+	// count waits to be published.
+	presence *time.Timer
+	closing  bool // the server is shutting down: no more counts
 }
+
+// presenceDelay is how long a change in the number of pages waits before
+// the count is published: the pages that arrive or leave meanwhile go out
+// as one count. Publishing on every join would send a thousand pages that
+// arrive at once (as after a deploy) a thousand counts each, and as many
+// again when they leave: a flood that puts every page behind, up to the
+// broker's slow-client bound, for a number only the last of which matters.
+const presenceDelay = 100 * time.Millisecond
 
 // newServer returns the room's server, ready to serve; serve starts it.
 func newServer(cfg config) (*server, error) {
@@ -197,6 +209,15 @@ func (s *server) serve(ln net.Listener) error {
 // shutdown stops the server gracefully, as Ctrl-C does: every page receives
 // the close event, and then the broker stops.
 func (s *server) shutdown(ctx context.Context) error {
+	// The pages are all leaving: counting them down would only send the
+	// streams' last moments counts nobody reads.
+	s.mu.Lock()
+	s.closing = true
+	if s.presence != nil {
+		s.presence.Stop()
+		s.presence = nil
+	}
+	s.mu.Unlock()
 	err := s.e.Shutdown(ctx)
 	if s.shared != nil {
 		err = errors.Join(err, s.shared.stop(ctx))
@@ -269,12 +290,13 @@ func (s *server) events(c echo.Context) error {
 	return nil
 }
 
-// join counts st among the open pages and tells every page the new count.
+// join counts st among the open pages; every page receives the new count
+// within presenceDelay.
 func (s *server) join(st *echosse.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.streams[st] = struct{}{}
-	s.publishPresence()
+	s.countSoon()
 }
 
 // leave is join's reverse.
@@ -282,7 +304,24 @@ func (s *server) leave(st *echosse.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.streams, st)
-	s.publishPresence()
+	s.countSoon()
+}
+
+// countSoon publishes the number of open pages after presenceDelay, unless
+// a count is already on its way or the server is shutting down. s.mu must
+// be held.
+func (s *server) countSoon() {
+	if s.presence != nil || s.closing {
+		return
+	}
+	s.presence = time.AfterFunc(presenceDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.presence = nil
+		if !s.closing {
+			s.publishPresence()
+		}
+	})
 }
 
 // publishPresence publishes the number of open pages. s.mu must be held.
