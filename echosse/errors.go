@@ -21,8 +21,13 @@ var (
 	// Answered 400.
 	ErrRequestBody = errors.New("echosse: a GET or HEAD stream request must not have a body")
 
-	// ErrBadLastEventID: the Last-Event-ID header (or query parameter) is
-	// longer than [MaxLastEventID] bytes or not UTF-8. Answered 400.
+	// ErrBadLastEventID is no longer returned.
+	//
+	// Deprecated: Open used to refuse a Last-Event-ID longer than
+	// [MaxLastEventID] bytes or not UTF-8 with 400, which makes a browser's
+	// EventSource give up for good. It now opens the stream, and
+	// [Stream.LastEventID] names no event, so that a replay answers it as a
+	// gap.
 	ErrBadLastEventID = errors.New("echosse: Last-Event-ID is too long or not UTF-8")
 
 	// ErrFlushUnsupported: the response writer cannot flush, so events would

@@ -10,10 +10,10 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -74,10 +74,11 @@ type Stream struct {
 	server  *serverStreams // the set this stream is in, if any
 }
 
-// MaxLastEventID is the longest Last-Event-ID (header or query) [Open]
-// accepts, in bytes; a longer one, or one that is not UTF-8, is answered
-// 400 with [ErrBadLastEventID].
-const MaxLastEventID = 1024
+// MaxLastEventID is the longest Last-Event-ID (header or query) that can
+// name an event, in bytes: [event.MaxIDLength]. [Open] never refuses a
+// request for its Last-Event-ID, since a browser answered with anything
+// but 200 gives up for good; see [Stream.LastEventID].
+const MaxLastEventID = event.MaxIDLength
 
 // LastEventIDQuery is the query parameter [Stream.LastEventID] falls back to
 // when a request has no Last-Event-ID header. A browser sends the header
@@ -96,7 +97,7 @@ const LastEventIDQuery = "lastEventID"
 // When no stream can be opened, Open returns an error the handler should
 // return, and writes nothing: an *echo.HTTPError wrapping one of
 // [ErrNotRequested], [ErrTooManyClients], [ErrRequestBody],
-// [ErrBadLastEventID], [ErrFlushUnsupported], [ErrWriterWrapped],
+// [ErrFlushUnsupported], [ErrWriterWrapped],
 // [ErrNoMiddleware] or [ErrCommitted], which errors.Is matches. A handler that serves ordinary requests too (see
 // Config.MatchQuery) checks errors.Is(err, echosse.ErrNotRequested).
 //
@@ -131,8 +132,9 @@ func (h *hub) open(c echo.Context) (*Stream, error) {
 		return nil, httpError(http.StatusBadRequest, ErrRequestBody)
 	}
 	lastID := lastEventID(req)
-	if len(lastID) > MaxLastEventID || !utf8.ValidString(lastID) {
-		return nil, httpError(http.StatusBadRequest, ErrBadLastEventID)
+	if len(lastID) > MaxLastEventID {
+		// It names no event either way; a stream keeps no more of it.
+		lastID = strings.Clone(lastID[:MaxLastEventID+1])
 	}
 	res := c.Response()
 	w := res.Writer
@@ -332,6 +334,13 @@ func startAfters(afters []*afterFunc) {
 // LastEventID returns the ID of the last event the client saw, from the
 // Last-Event-ID header a browser sends when it reconnects, or else from the
 // [LastEventIDQuery] query parameter. It is "" on a first connection.
+//
+// A value that no event can carry as its ID ([event.CheckID] fails: longer
+// than [MaxLastEventID], not UTF-8, with control characters or spaces at
+// its ends, as a client of another server or a hand-made URL may send) is
+// returned as it came, cut to MaxLastEventID+1 bytes: it names no event, so
+// a replay from it finds nothing, and the broker answers it with ErrGap,
+// which tells the handler to send the client a full refresh.
 func (s *Stream) LastEventID() string { return s.lastEventID }
 
 // Send sends ev on the stream's channel, waiting while the buffer is full.

@@ -52,8 +52,8 @@ func (e Event) appendTo(dst []byte) ([]byte, error) {
 		dst = append(dst, '\n')
 	}
 	if e.ID != "" {
-		if err := checkSingleLine(e.ID, true); err != nil {
-			return dst, &FieldError{"id", err}
+		if err := CheckID(e.ID); err != nil {
+			return dst, err
 		}
 		dst = append(dst, "id: "...)
 		dst = append(dst, e.ID...)
@@ -108,6 +108,34 @@ func (e Event) WriteTo(w io.Writer) (int64, error) {
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// MaxIDLength is the longest ID an [Event] may carry, in bytes: the longest
+// Last-Event-ID a stream accepts back (see [CheckID]).
+const MaxIDLength = 1024
+
+// CheckID returns nil if id can be an event's ID, and otherwise a
+// [*FieldError] for the "id" field saying why not. An ID must come back
+// intact in the Last-Event-ID header a client sends when it reconnects, or
+// the client could never resume: so it has at most [MaxIDLength] bytes of
+// UTF-8, no control characters (which no HTTP header may carry: servers
+// refuse the request, and a browser's EventSource closes for good), and no
+// space or tab at either end (which header parsing strips).
+func CheckID(id string) error {
+	switch err := checkSingleLine(id, true); {
+	case err != nil:
+		return &FieldError{"id", err}
+	case len(id) > MaxIDLength:
+		return &FieldError{"id", ErrTooLong}
+	case id[0] == ' ' || id[0] == '\t' || id[len(id)-1] == ' ' || id[len(id)-1] == '\t':
+		return &FieldError{"id", ErrSpaceAtEnd}
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; b < 0x20 || b == 0x7f {
+			return &FieldError{"id", ErrControl}
+		}
+	}
+	return nil
+}
 
 // checkSingleLine reports why s cannot be the value of a one-line field.
 func checkSingleLine(s string, noNUL bool) error {

@@ -12,8 +12,10 @@ import (
 // Data is read, never modified, when the event is encoded.
 type Event struct {
 	// ID is written as the "id" field. A client remembers the last ID it saw
-	// and sends it back in the Last-Event-ID header when it reconnects.
-	// It must not contain CR, LF or NUL.
+	// and sends it back in the Last-Event-ID header when it reconnects, so
+	// an ID must be one that header carries intact (see [CheckID]): at most
+	// [MaxIDLength] bytes of UTF-8, no control characters (CR, LF, NUL, tab,
+	// DEL and the rest below U+0020), and no space at either end.
 	ID string
 
 	// Type is written as the "event" field: the name a browser listens to
@@ -67,10 +69,14 @@ var (
 	ErrNUL           = errors.New("contains a NUL character")
 	ErrInvalidUTF8   = errors.New("is not valid UTF-8")
 	ErrNegativeRetry = errors.New("is negative")
+	ErrTooLong       = errors.New("is longer than MaxIDLength bytes")
+	ErrControl       = errors.New("contains a control character")
+	ErrSpaceAtEnd    = errors.New("starts or ends with a space or tab")
 )
 
 // FieldError reports an [Event] field that cannot be encoded. Err is one of
-// [ErrLineBreak], [ErrNUL], [ErrInvalidUTF8], [ErrNegativeRetry], or the error
+// [ErrLineBreak], [ErrNUL], [ErrInvalidUTF8], [ErrNegativeRetry], [ErrTooLong],
+// [ErrControl], [ErrSpaceAtEnd], or the error
 // encoding/json returned for Data.
 type FieldError struct {
 	Field string // "id", "event", "data", "retry" or "comment"
