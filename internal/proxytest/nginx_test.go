@@ -101,11 +101,13 @@ func TestNginxLong(t *testing.T) {
 	defer cancel()
 
 	type kind struct {
-		path  string
-		mu    sync.Mutex
-		cut   []time.Duration // the lives of the cut streams
-		hit   int             // streams cut at least once
-		pings int
+		path     string
+		mu       sync.Mutex
+		conns    int             // streams opened
+		cut      []time.Duration // the lives of the cut streams
+		firstCut int             // clients whose first stream was cut
+		hit      int             // clients cut at least once
+		pings    int
 	}
 	kinds := []*kind{{path: "/60s"}, {path: "/default"}}
 	var wg sync.WaitGroup
@@ -113,12 +115,16 @@ func TestNginxLong(t *testing.T) {
 		for range *longStreams {
 			wg.Go(func() {
 				hit := false
-				for ctx.Err() == nil {
+				for n := 0; ctx.Err() == nil; n++ {
 					w := watch(ctx, t, proxy.url+k.path)
 					k.mu.Lock()
+					k.conns++
 					k.pings += w.pings
 					if w.cut {
 						k.cut = append(k.cut, w.lived)
+						if n == 0 {
+							k.firstCut++
+						}
 						if !hit {
 							hit = true
 							k.hit++
@@ -140,13 +146,18 @@ func TestNginxLong(t *testing.T) {
 		if k.path == "/default" {
 			interval = echosse.DefaultConfig.PingInterval
 		}
-		t.Logf("PingInterval %v: %d of %d streams cut at least once in %v, %d cuts, %d heartbeats received",
-			interval, k.hit, *longStreams, *longDuration, len(k.cut), k.pings)
+		t.Logf("PingInterval %v, %d clients for %v (a cut stream reconnects at once): %d streams opened, %d cut; clients cut at least once: %d; first streams cut: %d; heartbeats received: %d",
+			interval, *longStreams, *longDuration, k.conns, len(k.cut), k.hit, k.firstCut, k.pings)
 		if len(k.cut) > 0 {
-			t.Logf("  lives of the cut streams: min %v, median %v, max %v",
-				k.cut[0].Round(time.Millisecond), k.cut[len(k.cut)/2].Round(time.Millisecond), k.cut[len(k.cut)-1].Round(time.Millisecond))
+			byMinute := map[time.Duration]int{}
+			for _, d := range k.cut {
+				byMinute[d.Round(time.Minute)]++
+			}
+			t.Logf("  lives of the cut streams: min %v, median %v, max %v; by minute: %v",
+				k.cut[0].Round(time.Millisecond), k.cut[len(k.cut)/2].Round(time.Millisecond), k.cut[len(k.cut)-1].Round(time.Millisecond), byMinute)
 		}
 	}
+	t.Logf("nginx logged %d upstream timeouts", strings.Count(proxy.nginx.ErrorLog(), "upstream timed out"))
 	if n := len(kinds[1].cut); n > 0 {
 		t.Errorf("nginx cut the streams with the default PingInterval %d times", n)
 	}
