@@ -27,10 +27,14 @@ type Config struct {
 
 	// PingInterval is how long a stream may stay idle before a heartbeat
 	// comment (": ping") is written, so that proxies and load balancers do
-	// not cut it; every event written restarts the wait. Many proxies cut
-	// connections idle for 60 seconds: behind one, use 30 seconds or less.
-	// A negative value turns heartbeats off.
-	// Optional. Default value 60 seconds.
+	// not cut it; every event written restarts the wait. The default stays
+	// under the idle timeouts of the common proxies with a margin: nginx's
+	// proxy_read_timeout and AWS ALB's idle timeout (60 s), Heroku's
+	// router (55 s), CloudFront's origin response timeout (30 s) and
+	// Cloudflare (100 s). Behind nginx with its defaults, a stream pinged
+	// every 60 seconds (koa-sse-stream's default) is cut after 60 s of
+	// idleness. A negative value turns heartbeats off.
+	// Optional. Default value 25 seconds.
 	PingInterval time.Duration
 
 	// CloseEvent is the type of the event written when the sender closes the
@@ -159,7 +163,7 @@ const (
 var DefaultConfig = Config{
 	Skipper:      middleware.DefaultSkipper,
 	MaxClients:   10000,
-	PingInterval: 60 * time.Second,
+	PingInterval: 25 * time.Second,
 	CloseEvent:   "close",
 	BufferSize:   8,
 	WriteTimeout: 30 * time.Second,

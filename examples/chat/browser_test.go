@@ -231,7 +231,15 @@ func TestScreenshot(t *testing.T) {
 func newTab(t *testing.T) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browser)
-	if err := chromedp.Do(tab); err != nil { // opens the tab
+	// As for the browser (see withBrowser.Run), the first Run on tab gets
+	// tab itself, and a timer bounds it.
+	const openTimeout = 15 * time.Second
+	slow := time.AfterFunc(openTimeout, cancel)
+	err := chromedp.Do(tab) // opens the tab
+	if !slow.Stop() {
+		err = fmt.Errorf("not opened within %v: %w", openTimeout, err)
+	}
+	if err != nil {
 		cancel()
 		t.Fatalf("opening a tab: %v", err)
 	}

@@ -49,9 +49,19 @@ func (w withBrowser) Run() int {
 	defer stopAlloc() // waits for the browser process to exit
 	defer stopBrowser()
 
-	start, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(start); err != nil { // starts the browser
+	// The first Run on ctx starts the browser and ties the browser's life to
+	// the context it is given, so it gets ctx itself, which lives as long
+	// as the package's tests: a context with a timeout would stop the
+	// browser when the timeout ends, under whichever test runs then. The
+	// start is bounded instead by a timer that cancels ctx; each step of a
+	// test has its own timeout, on a context derived from its tab.
+	const startTimeout = 30 * time.Second
+	slow := time.AfterFunc(startTimeout, stopBrowser)
+	err := chromedp.Do(ctx) // starts the browser
+	if !slow.Stop() {
+		err = fmt.Errorf("not started within %v: %w", startTimeout, err)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "examples/chat: cannot start %s: %v\n", chromium, err)
 		return 1
 	}
