@@ -63,6 +63,10 @@ type Config struct {
 	// WriteTimeout bounds every write and flush to a client. A client that
 	// stops reading is dropped once its connection's buffers are full and a
 	// write has waited this long; its stream ends with [ErrWriteTimeout].
+	// Over HTTP/2 the stream is reset then; when the whole connection takes
+	// no bytes, so that not even the reset can be sent, the connection is
+	// closed once the write has waited twice this long, and every stream on
+	// it ends: the http.Server needs no HTTP2Config.WriteByteTimeout.
 	// The http.Server's own WriteTimeout never cuts a stream: [Open] clears
 	// it. A negative value turns the timeout off.
 	// Optional. Default value 30 seconds.

@@ -70,6 +70,7 @@ type Stream struct {
 	gz      *gzipStream    // nil unless the stream compresses
 	h2      bool           // the request came over HTTP/2
 	due     time.Time      // the write deadline set last; zero when none
+	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
 	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
 }
@@ -726,6 +727,9 @@ func (s *Stream) deadline() {
 	}
 	s.due = now.Add(wt)
 	_ = s.rc.SetWriteDeadline(s.due)
+	if s.h2 {
+		s.armStall()
+	}
 }
 
 // flush flushes what was written, within the deadline its write set, and
@@ -739,6 +743,7 @@ func (s *Stream) flush() error {
 		// stream when it fires, even with no write under way: clear it
 		// so that an idle stream lives. Over HTTP/1 it only bounds
 		// writes, and the next write sets a new one.
+		s.disarmStall()
 		_ = s.rc.SetWriteDeadline(time.Time{})
 		s.due = time.Time{}
 	}
@@ -767,9 +772,11 @@ func (s *Stream) idle() {
 // writeError turns a failed write into the reason the stream ends, and
 // reports the ones that are not an ordinary disconnect.
 func (s *Stream) writeError(err error) error {
+	s.disarmStall()
 	// Checked first: net/http cancels the request's context when a write
-	// to the connection fails, whatever the reason.
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	// to the connection fails, whatever the reason. Over HTTP/2 a write
+	// past its deadline may instead fail as the connection closes (h2.go).
+	if errors.Is(err, os.ErrDeadlineExceeded) || s.h2 && s.overdue() {
 		s.h.cfg.ErrorHandler(s.c, fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.h.cfg.WriteTimeout, err))
 		return ErrWriteTimeout
 	}
@@ -804,6 +811,7 @@ func (s *Stream) finish(reason error) {
 		s.endGzip(reason)
 	}
 	// Let net/http end the response without the last write deadline.
+	s.disarmStall()
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	s.untrack()
 	s.h.clients.Add(-1)
@@ -823,9 +831,7 @@ func (s *Stream) endGzip(reason error) {
 		s.gz.idle()
 		return
 	}
-	if wt := s.h.cfg.WriteTimeout; wt > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(wt))
-	}
+	s.deadline()
 	if s.gz.close() == nil {
 		_ = s.rc.Flush()
 	}
