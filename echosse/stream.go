@@ -536,7 +536,18 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			break
 		}
 		var err error
-		if *bp, err = ev.AppendTo(*bp); err != nil {
+		if size, prepared := ev.PreparedLen(); prepared && size >= shareLarge {
+			// A large event encoded already, as a broker's is for all
+			// its subscribers: written from its own bytes rather than
+			// copied into this stream's buffer, so that a stream waiting
+			// on a slow client holds no copy of it.
+			wrote, err := s.emitShared(*bp, ev)
+			if err != nil {
+				return err
+			}
+			*bp = (*bp)[:0]
+			spilled += wrote
+		} else if *bp, err = ev.AppendTo(*bp); err != nil {
 			s.h.cfg.ErrorHandler(s.c, fmt.Errorf("echosse: event skipped: %w", err))
 		}
 		n++
@@ -670,6 +681,33 @@ func putBig(bp *[]byte) {
 		bigBufs.free = append(bigBufs.free, bp)
 	}
 	bigBufs.Unlock()
+}
+
+// shareLarge is the size from which a prepared event is written from its
+// own bytes, not copied into the batch.
+const shareLarge = 2 * smallBatch
+
+// emitShared writes b, then the prepared event ev from its own bytes, to
+// the response without flushing it, and returns how many bytes it wrote.
+func (s *Stream) emitShared(b []byte, ev event.Event) (int, error) {
+	if len(b) > 0 {
+		if err := s.emit(b); err != nil {
+			return 0, err
+		}
+	}
+	n, err := ev.WriteTo(emitter{s})
+	return len(b) + int(n), err
+}
+
+// emitter is the pump's emit as an io.Writer.
+type emitter struct{ s *Stream }
+
+// Write implements io.Writer with [Stream.emit].
+func (w emitter) Write(b []byte) (int, error) {
+	if err := w.s.emit(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // emit writes b, events the pump encoded, to the response without

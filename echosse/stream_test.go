@@ -644,3 +644,59 @@ func TestPanicInThePumpEndsOnlyThatStream(t *testing.T) {
 		})
 	}
 }
+
+// TestLargePreparedEventsAsTheyAre sends prepared events large enough to be
+// written from their own bytes, between small ones and in bursts, plain,
+// compressed by the stream and behind Echo's Gzip: each decodes to what was
+// sent, in order, and the prepared events' bytes are left as they were.
+func TestLargePreparedEventsAsTheyAre(t *testing.T) {
+	var sent []event.Event
+	for i := range 12 {
+		data := fmt.Sprintf("small %d", i)
+		if i%3 != 0 {
+			data = strings.Repeat(fmt.Sprintf("line %d of a large event\n", i), 1+i*500)[:10000*i]
+		}
+		sent = append(sent, event.Event{ID: fmt.Sprint(i), Data: data})
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  echosse.Config
+		mws  []echo.MiddlewareFunc
+	}{
+		{"plain", echosse.Config{}, nil},
+		{"Compress", echosse.Config{Compress: true}, nil},
+		{"Echo's Gzip", echosse.Config{}, []echo.MiddlewareFunc{middleware.Gzip()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prepared := make([]event.Event, len(sent))
+			wire := make([][]byte, len(sent))
+			for i, ev := range sent {
+				var err error
+				if prepared[i], err = ev.Prepare(); err != nil {
+					t.Fatal(err)
+				}
+				wire[i], _ = prepared[i].AppendTo(nil)
+			}
+			srv, _ := streamApp(t, tc.cfg, func(s *echosse.Stream) error {
+				for _, ev := range prepared { // a burst: all queued at once
+					s.C <- ev
+				}
+				close(s.C)
+				return nil
+			}, tc.mws...)
+			evs := decodeAll(t, body(t, get(t, srv.URL+"/events", "Accept-Encoding", "gzip")))
+			if len(evs) != len(sent)+1 || evs[len(sent)].Type != "close" {
+				t.Fatalf("got %d events, want %d and the close event", len(evs), len(sent))
+			}
+			for i, ev := range sent {
+				want := ev.Data.(string)
+				if evs[i].ID != ev.ID || evs[i].Data != want {
+					t.Fatalf("event %d: got %d bytes with ID %q, want %d with %q", i, len(evs[i].Data.(string)), evs[i].ID, len(want), ev.ID)
+				}
+				if again, _ := prepared[i].AppendTo(nil); !bytes.Equal(again, wire[i]) {
+					t.Fatalf("event %d: its prepared bytes changed", i)
+				}
+			}
+		})
+	}
+}

@@ -22,8 +22,8 @@ import (
 // json.RawMessage and dst has room; other Data values are marshalled with
 // encoding/json, which allocates.
 func (e Event) AppendTo(dst []byte) ([]byte, error) {
-	if e.wire != "" {
-		return append(dst, e.wire...), nil
+	if e.wire != nil {
+		return append(dst, *e.wire...), nil
 	}
 	start := len(dst)
 	var err error
@@ -96,6 +96,13 @@ func (e Event) appendTo(dst []byte) ([]byte, error) {
 // single Write call. It implements [io.WriterTo]. If e is invalid, nothing is
 // written and the error is a [*FieldError].
 func (e Event) WriteTo(w io.Writer) (int64, error) {
+	if e.wire != nil { // from where it is: w must not retain it
+		if len(*e.wire) == 0 {
+			return 0, nil
+		}
+		n, err := w.Write(*e.wire)
+		return int64(n), err
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b, err := e.AppendTo((*bp)[:0])

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"time"
 )
@@ -42,7 +43,9 @@ type Event struct {
 	// ignore comments; they keep idle connections alive.
 	Comment string
 
-	wire string // the wire form, set by Prepare
+	// wire is the wire form, set by Prepare and never changed: prepared
+	// copies share it, and WriteTo writes it from where it is.
+	wire *[]byte
 }
 
 // Prepare validates and encodes e once, and returns a copy of e that
@@ -50,8 +53,12 @@ type Event struct {
 // [Event.WriteTo]) only copies those bytes. Use it for an event sent to many
 // streams. The copy's fields still read as e's, but changing them does not
 // change what is written; prepare the changed event again instead.
+//
+// Every copy of the prepared event shares one wire form, and
+// [Event.WriteTo] writes it without copying it: a large event sent to many
+// streams is held once, however many of them wait to write it.
 func (e Event) Prepare() (Event, error) {
-	e.wire = ""
+	e.wire = nil
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b, err := e.AppendTo((*bp)[:0])
@@ -59,8 +66,18 @@ func (e Event) Prepare() (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	e.wire = string(b)
+	wire := bytes.Clone(b)
+	e.wire = &wire
 	return e, nil
+}
+
+// PreparedLen returns the length of e's wire form and true if e was
+// returned by [Event.Prepare], or 0 and false.
+func (e Event) PreparedLen() (int, bool) {
+	if e.wire == nil {
+		return 0, false
+	}
+	return len(*e.wire), true
 }
 
 // Reasons an [Event] is rejected, wrapped in a [*FieldError].
