@@ -92,8 +92,13 @@ type Config struct {
 	// field of this delay plus up to as much again of random jitter, and
 	// the response ends. A browser then reconnects, to another instance
 	// behind a load balancer, spread over that time instead of all at once.
-	// Either way Shutdown does not wait for streams: each ends at once, and
-	// the handler's [Stream.Err] is [ErrShutdown].
+	// Either way every stream is told at once, before any function
+	// registered with [Stream.AfterFunc] runs, and the handler's
+	// [Stream.Err] is [ErrShutdown]. e.Shutdown (http.Server.Shutdown)
+	// returns only once every stream has written its close event or retry
+	// hint and its response has ended, or when its context is done: a
+	// stream whose client has stopped reading can hold it that long (or
+	// until WriteTimeout drops the client), so give it a deadline.
 	// Optional. Default value 0 (send the close event).
 	ShutdownRetry time.Duration
 
