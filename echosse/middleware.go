@@ -135,6 +135,11 @@ func (h *hub) refuse(c echo.Context, err error) error {
 	if h.cfg.Overflow == OverflowUnavailable {
 		secs := int64((delay + time.Second - 1) / time.Second)
 		res.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		if he := (*echo.HTTPError)(nil); !errors.As(err, &he) {
+			// The handler's own cap (an error of its own wrapping
+			// ErrTooManyClients): the same answer as Open's.
+			err = echo.NewHTTPError(http.StatusServiceUnavailable, ErrTooManyClients.Error()).WithInternal(err)
+		}
 		return err // Echo's error handler answers 503
 	}
 	b, _ := event.Event{Comment: "too many clients, retry later", Retry: delay}.AppendTo(nil)

@@ -293,3 +293,31 @@ func TestScopedToOneRouteWithGzipInFront(t *testing.T) {
 		t.Fatalf("route without the middleware: got %d, want 500", res.StatusCode)
 	}
 }
+
+// TestHandlerOwnCapGetsTheOverflowAnswer: a handler that returns
+// ErrTooManyClients itself, before Open (a cap per user, say), is answered
+// as a request over MaxClients is, in both overflow modes.
+func TestHandlerOwnCapGetsTheOverflowAnswer(t *testing.T) {
+	for _, mode := range []echosse.Overflow{echosse.OverflowRetry, echosse.OverflowUnavailable} {
+		t.Run(fmt.Sprint("overflow=", mode), func(t *testing.T) {
+			e := newEcho()
+			e.Use(echosse.Middleware(echosse.Config{Overflow: mode, RetryAfter: time.Second}))
+			e.GET("/events", func(c echo.Context) error {
+				return fmt.Errorf("user %s has 3 streams open: %w", c.QueryParam("user"), echosse.ErrTooManyClients)
+			})
+			res := get(t, serve(t, e).URL+"/events?user=ada")
+			b, _ := io.ReadAll(res.Body)
+			switch mode {
+			case echosse.OverflowRetry:
+				var ms int
+				if _, err := fmt.Sscanf(string(b), ": too many clients, retry later\nretry: %d\n\n", &ms); err != nil || res.StatusCode != http.StatusOK || ms < 1000 || ms > 2000 {
+					t.Fatalf("got %s %q, want 200 with a retry of 1000-2000 ms", res.Status, b)
+				}
+			case echosse.OverflowUnavailable:
+				if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+					t.Fatalf("got %s, Retry-After %q, want 503 with Retry-After", res.Status, res.Header.Get("Retry-After"))
+				}
+			}
+		})
+	}
+}
