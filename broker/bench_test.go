@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/echosse/echo-sse/event"
 )
@@ -151,5 +152,51 @@ func BenchmarkSubscribe(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// BenchmarkUnsubscribeManyTopics ends 40 streams that share the same
+// topics, all at once, as when a server's clients leave together; one op is
+// their unsubscribing, from the cancelling of their contexts until the
+// broker holds none of them. Meanwhile a publisher publishes on one of the
+// topics: max-publish-ns is the longest any of its Publish calls took,
+// which is how long it waited behind the unsubscribing.
+func BenchmarkUnsubscribeManyTopics(b *testing.B) {
+	for _, n := range []int{2000, 8000} {
+		b.Run("topics="+strconv.Itoa(n), func(b *testing.B) {
+			br, _ := newBroker(b, Config{SlowClient: SlowClientDrop})
+			topics := make([]string, n)
+			for i := range topics {
+				topics[i] = "t" + strconv.Itoa(i)
+			}
+			ctx := context.Background()
+			var worst time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				fs := make([]*fakeStream, 40)
+				for i := range fs {
+					fs[i] = newFake(b, 1, "")
+					if err := fs[i].subscribe(br, topics...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				b.StartTimer()
+				for _, f := range fs {
+					f.cancel(nil)
+				}
+				for br.Stats().Subscribers > 0 {
+					start := time.Now()
+					if _, err := br.Publish(ctx, topics[n/2], benchEvent); err != nil {
+						b.Fatal(err)
+					}
+					worst = max(worst, time.Since(start))
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(worst.Nanoseconds()), "max-publish-ns")
+		})
 	}
 }
