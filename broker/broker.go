@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,8 @@ type Broker struct {
 	// moves them on (kicked through kick) as the buffers empty.
 	overflowing map[*sub]struct{}
 	kick        chan struct{}
+
+	removeSteps int // memberships taken out of topics, for tests; b.mu
 }
 
 // topic is the set of streams subscribed to one topic.
@@ -55,6 +58,7 @@ type member struct {
 	c        chan<- event.Event
 	catching bool // the stream's replay is being sent: see sub.pending
 	s        *sub
+	k        int // the index of this membership in s.in
 }
 
 // sub is one subscribed stream.
@@ -317,6 +321,9 @@ func (b *Broker) deliver(msg Message) {
 	for i := len(t.subs) - 1; i >= 0; i-- {
 		m := &t.subs[i]
 		s := m.s
+		if s.removed {
+			continue // its stream has ended: removeLater is taking it out
+		}
 		if s.overflow {
 			b.drain(s)
 		}
@@ -443,11 +450,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	b.add(s, topics, catching)
 	// No goroutine waits for the stream's end: the context runs this
 	// when it comes.
-	s.stop = afterFunc(st, ctx, func() {
-		b.mu.Lock()
-		b.remove(s)
-		b.mu.Unlock()
-	})
+	s.stop = afterFunc(st, ctx, func() { b.removeLater(s) })
 	b.mu.Unlock()
 	if !catching {
 		return nil
@@ -549,32 +552,70 @@ func (b *Broker) add(s *sub, topics []string, catching bool) {
 			b.topics[name] = t
 		}
 		s.in[i] = membership{t: t, i: len(t.subs)}
-		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s})
+		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s, k: i})
 	}
 	b.subs[s.c] = s
 }
 
-// remove unregisters s, if it still is registered. b.mu is held.
+// remove unregisters s at once, if it still is registered. b.mu is held.
 func (b *Broker) remove(s *sub) {
-	if s.removed {
+	if b.unregister(s) {
+		b.leave(s, len(s.in))
+	}
+}
+
+// removeLater unregisters s, if it still is registered, taking it out of
+// its topics removeChunk at a time and letting go of b.mu in between: a
+// stream on thousands of topics does not hold up Publish until it is out
+// of them all. It is how a stream that ends leaves; b.mu is not held.
+func (b *Broker) removeLater(s *sub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.unregister(s) {
 		return
+	}
+	for !b.leave(s, removeChunk) && !b.closed.Load() {
+		b.mu.Unlock()
+		runtime.Gosched() // a Publish waiting for b.mu goes first
+		b.mu.Lock()
+	}
+}
+
+// removeChunk is how many topics removeLater takes a stream out of at a
+// time: a few microseconds' work.
+const removeChunk = 256
+
+// unregister marks s removed, so that nothing is sent to it any more, and
+// reports whether it was registered. It stays in b.subs and in its topics
+// until leave takes it out. b.mu is held.
+func (b *Broker) unregister(s *sub) bool {
+	if s.removed {
+		return false
 	}
 	s.removed = true
 	s.stop()
 	s.pending.reset()
 	s.overflow = false
 	delete(b.overflowing, s)
-	for _, m := range s.in {
+	return true
+}
+
+// leave takes the unregistered s out of n of its topics at most, the last
+// of s.in first, and reports whether it is in none any more (then it is
+// out of b.subs too). Each costs O(1): the member that takes s's place in
+// a topic's array knows where its own membership is (member.k). b.mu is
+// held.
+func (b *Broker) leave(s *sub, n int) bool {
+	for ; n > 0 && len(s.in) > 0; n-- {
+		m := s.in[len(s.in)-1]
+		s.in = s.in[:len(s.in)-1]
+		b.removeSteps++
 		t := m.t
 		last := len(t.subs) - 1
-		if moved := t.subs[last].s; moved != s {
-			t.subs[m.i] = t.subs[last]
-			for j := range moved.in {
-				if moved.in[j].t == t {
-					moved.in[j].i = m.i
-					break
-				}
-			}
+		if m.i != last {
+			moved := t.subs[last]
+			t.subs[m.i] = moved
+			moved.s.in[moved.k].i = m.i
 		}
 		t.subs[last] = member{}
 		t.subs = t.subs[:last]
@@ -582,5 +623,9 @@ func (b *Broker) remove(s *sub) {
 			delete(b.topics, t.name)
 		}
 	}
+	if len(s.in) > 0 {
+		return false
+	}
 	delete(b.subs, s.c)
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -573,4 +574,35 @@ func TestCloseRacesPublishAndSubscribe(t *testing.T) {
 		b.Close()
 		<-done
 	}
+}
+
+// TestUnsubscribeIsLinearInTheStreamsTopics counts the work of ending
+// streams that share many topics: removing one must look at each of its
+// own memberships a bounded number of times, not search those of the
+// streams it shares a topic with.
+func TestUnsubscribeIsLinearInTheStreamsTopics(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	const streams, topics = 10, 500
+	names := make([]string, topics)
+	for i := range names {
+		names[i] = "t" + strconv.Itoa(i)
+	}
+	fs := make([]*fakeStream, streams)
+	for i := range fs {
+		fs[i] = newFake(t, 1, "")
+		if err := fs[i].subscribe(b, names...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range fs {
+		f.cancel(nil)
+	}
+	eventually(t, "the streams to be unsubscribed", func() bool { return b.Stats().Subscribers == 0 })
+	b.mu.Lock()
+	steps := b.removeSteps
+	b.mu.Unlock()
+	if max := 2 * streams * topics; steps > max {
+		t.Fatalf("unsubscribing %d streams of %d topics each took %d steps, want at most %d", streams, topics, steps, max)
+	}
+	publish(t, b, names[0], "after") // the broker still works
 }
