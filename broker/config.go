@@ -17,14 +17,15 @@ type Config struct {
 	// counts as a slow client.
 	// It configures the in-memory history: with a Backend, leave it zero
 	// and set the backend's own limits (streams catching up may then fall
-	// 1000 events behind).
+	// 1000 events behind). It must be at most 10,000,000.
 	// Optional. Default value 1000.
 	HistorySize int
 
 	// HistoryAge is how long an event stays in its topic's history. A
 	// negative value keeps events whatever their age (HistorySize still
-	// bounds them). It configures the in-memory history: with a Backend,
-	// leave it zero and set the backend's own limits.
+	// bounds them). It must be at most 10 years. It configures the
+	// in-memory history: with a Backend, leave it zero and set the
+	// backend's own limits.
 	// Optional. Default value 1 hour.
 	HistoryAge time.Duration
 
@@ -80,12 +81,24 @@ var DefaultConfig = Config{
 
 func logError(err error) { log.Print(err) }
 
+// Upper bounds of Config fields: beyond them a value is a mistake (a unit
+// mixed up, a sentinel such as math.MaxInt64), not a limit someone wants,
+// and New says so rather than let it stand for "no limit".
+const (
+	maxHistorySize = 10_000_000
+	maxHistoryAge  = 10 * 365 * 24 * time.Hour
+)
+
 // withDefaults returns config with its zero fields filled from
 // DefaultConfig, or an error saying what to fix.
 func (config Config) withDefaults() (Config, error) {
 	switch {
 	case config.HistorySize < 0:
 		return config, errors.New("broker: HistorySize must not be negative (0 means the default, 1000)")
+	case config.HistorySize > maxHistorySize:
+		return config, errors.New("broker: HistorySize must be at most 10,000,000 events per topic")
+	case config.HistoryAge > maxHistoryAge:
+		return config, errors.New("broker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
 	case config.SlowClient != SlowClientAbort && config.SlowClient != SlowClientDrop:
 		return config, errors.New("broker: SlowClient must be SlowClientAbort or SlowClientDrop")
 	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0):
