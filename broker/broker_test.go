@@ -606,3 +606,81 @@ func TestUnsubscribeIsLinearInTheStreamsTopics(t *testing.T) {
 	}
 	publish(t, b, names[0], "after") // the broker still works
 }
+
+// TestClosedChannelEndsOnlyThatSubscription closes a subscribed stream's
+// channel, which Subscribe forbids: the broker must not panic on the
+// publisher's goroutine (or the janitor's), but end that subscription,
+// abort the stream with ErrChannelClosed and tell the ErrorHandler, while
+// the other subscribers receive every event.
+func TestClosedChannelEndsOnlyThatSubscription(t *testing.T) {
+	tests := []struct {
+		name       string
+		whenBuffer int
+		whenBefore int // events published before the channel is closed
+	}{
+		{name: "live", whenBuffer: 64},
+		{name: "overflowing", whenBuffer: 1, whenBefore: 3}, // one in the buffer, two waiting
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := make(chan error, 10)
+			b, _ := newBroker(t, Config{ErrorHandler: func(err error) { errs <- err }})
+			good := newFake(t, 64, "")
+			bad := newFake(t, tt.whenBuffer, "")
+			if err := good.subscribe(b, "a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := bad.subscribe(b, "a", "b"); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range tt.whenBefore {
+				want = append(want, publish(t, b, "a", strconv.Itoa(i)))
+			}
+			// Under the broker's lock, so that the race detector sees the
+			// close happen before the janitor's next send, not beside it
+			// (a program that makes this mistake has a data race besides).
+			b.mu.Lock()
+			close(bad.ch)
+			b.mu.Unlock()
+			for i := range 10 {
+				want = append(want, publish(t, b, "a", strconv.Itoa(i)))
+			}
+			if got := ids(good.drain()); !slices.Equal(got, want) {
+				t.Fatalf("the other subscriber got %v, want %v", got, want)
+			}
+			select {
+			case err := <-errs:
+				if !errors.Is(err, ErrChannelClosed) || !strings.Contains(err.Error(), `"a" and 1 more topics`) {
+					t.Fatalf("ErrorHandler got %v, want ErrChannelClosed naming the topics", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ErrorHandler was not told")
+			}
+			if cause := context.Cause(bad.ctx); !errors.Is(cause, ErrChannelClosed) {
+				t.Fatalf("the stream ended with %v, want ErrChannelClosed", cause)
+			}
+			if st := b.Stats(); st.Subscribers != 1 || st.Topics["a"] != 1 || st.Topics["b"] != 0 {
+				t.Fatalf("got %+v, want only the other subscriber left", st)
+			}
+		})
+	}
+}
+
+// TestClosedChannelDuringReplay subscribes a reconnecting stream whose
+// channel is closed: Subscribe's own sends must not panic either, and it
+// says why the subscription ended.
+func TestClosedChannelDuringReplay(t *testing.T) {
+	b, _ := newBroker(t, Config{ErrorHandler: func(error) {}})
+	first := publish(t, b, "a", "0")
+	publish(t, b, "a", "1")
+	bad := newFake(t, 4, first)
+	close(bad.ch)
+	if err := bad.subscribe(b, "a"); !errors.Is(err, ErrChannelClosed) {
+		t.Fatalf("Subscribe: got %v, want ErrChannelClosed", err)
+	}
+	if st := b.Stats(); st.Subscribers != 0 {
+		t.Fatalf("%d subscribers left", st.Subscribers)
+	}
+	publish(t, b, "a", "2")
+}

@@ -42,7 +42,9 @@ type Config struct {
 	Backend Backend
 
 	// ErrorHandler is told about errors the broker meets outside any call:
-	// a failed periodic Backend.Trim. It runs on the broker's own goroutine.
+	// a failed periodic Backend.Trim, and a subscribed stream whose channel
+	// its handler closed ([ErrChannelClosed]). It runs on the broker's own
+	// goroutine.
 	// Optional. Default value: log the error with the standard log package.
 	ErrorHandler func(err error)
 
