@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,4 +209,50 @@ func subscribers(br *Broker) int {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	return len(br.subs)
+}
+
+// BenchmarkHistoryMemory measures what the in-memory history holds, from
+// the heap in use after a GC: per topic when 100,000 topics hold one
+// small event each, and per event when one topic holds 100 events of
+// 64 KiB (B/event, and that over the payload: payload-ratio).
+func BenchmarkHistoryMemory(b *testing.B) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	ctx := context.Background()
+	b.Run("topics=100000", func(b *testing.B) {
+		for range b.N {
+			before := heap()
+			br, _ := newBroker(b, Config{SlowClient: SlowClientDrop})
+			for i := range 100000 {
+				if _, err := br.Publish(ctx, "topic-"+strconv.Itoa(i), benchEvent); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(heap()-before)/100000, "B/topic")
+			runtime.KeepAlive(br)
+			br.Close()
+		}
+	})
+	b.Run("events=100x64KiB", func(b *testing.B) {
+		payload := strings.Repeat("x", 64<<10)
+		for range b.N {
+			before := heap()
+			br, _ := newBroker(b, Config{HistorySize: 100, HistoryBytes: 1 << 30})
+			for range 100 {
+				// A []byte the caller may reuse, as from a buffer pool.
+				if _, err := br.Publish(ctx, "big", event.Event{Data: []byte(payload)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := float64(heap()-before) / 100
+			b.ReportMetric(per, "B/event")
+			b.ReportMetric(per/float64(len(payload)), "payload-ratio")
+			runtime.KeepAlive(br)
+			br.Close()
+		}
+	})
 }

@@ -190,7 +190,9 @@ func New(cfg Config) (*Broker, error) {
 		report:      make(chan struct{}, 1),
 	}
 	if b.backend == nil {
-		b.backend = newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
+		m := newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
+		m.topicBytes, m.totalBytes = cfg.HistoryBytes, cfg.TotalHistoryBytes
+		b.backend = m
 	}
 	if b.last, err = b.backend.Start(b.deliver); err != nil {
 		return nil, fmt.Errorf("broker: starting the backend: %w", err)

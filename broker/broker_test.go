@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -276,6 +278,18 @@ func TestSubscribeGap(t *testing.T) {
 			publish(t, b, "other", "x") // 5
 			b.backend.Trim(context.Background())
 		}},
+		// Each event of these costs 136+1+1 bytes (its ID, its data).
+		{name: "trimmed by bytes", cfg: Config{HistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			for range 2 { // 6 events on a: 1..3 trimmed
+				publish(t, b, "a", "x")
+			}
+		}},
+		{name: "trimmed by total bytes", cfg: Config{TotalHistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			for range 2 { // 5, 6 on other: 1..3 trimmed from a
+				publish(t, b, "other", "x")
+			}
+		}},
+		{name: "event bigger than the limit", cfg: Config{HistoryBytes: 100}, lastID: "3"},
 		{name: "caller-set ID trimmed", cfg: Config{HistorySize: 2}, lastID: "row-1", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
 			b.Publish(context.Background(), "a", event.Event{ID: "row-1", Data: "x"})
 			publish(t, b, "a", "x")
@@ -683,4 +697,86 @@ func TestClosedChannelDuringReplay(t *testing.T) {
 		t.Fatalf("%d subscribers left", st.Subscribers)
 	}
 	publish(t, b, "a", "2")
+}
+
+// TestTrimByBytesKeepsReplayExact trims by bytes, per topic and in all: a
+// client whose Last-Event-ID is the newest event dropped gets every event
+// after it, one that is older gets ErrGap.
+func TestTrimByBytesKeepsReplayExact(t *testing.T) {
+	tests := []struct {
+		name        string
+		givenConfig Config
+		whenTopics  []string // the topic of events 1..6
+	}{
+		{name: "per topic", givenConfig: Config{HistoryBytes: 3 * 138}, whenTopics: []string{"a", "a", "a", "a", "a", "a"}},
+		{name: "in all", givenConfig: Config{TotalHistoryBytes: 3 * 138}, whenTopics: []string{"a", "b", "a", "b", "a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := newBroker(t, tt.givenConfig)
+			for _, topic := range tt.whenTopics {
+				publish(t, b, topic, "x")
+			}
+			f := newFake(t, 16, "3")
+			if err := f.subscribe(b, "a", "b"); err != nil {
+				t.Fatalf("from 3: %v", err)
+			}
+			if got := ids(f.drain()); !slices.Equal(got, seqIDs(4, 6)) {
+				t.Fatalf("from 3: got %v, want 4..6", got)
+			}
+			g := newFake(t, 16, "2")
+			if err := g.subscribe(b, "a", "b"); !errors.Is(err, ErrGap) {
+				t.Fatalf("from 2: got %v, want ErrGap", err)
+			}
+			m := b.backend.(*memory)
+			if m.bytes != 3*138 {
+				t.Fatalf("the history counts %d bytes, want %d", m.bytes, 3*138)
+			}
+		})
+	}
+}
+
+// TestHistoryHoldsAboutItsPayload measures the heap the history holds for
+// events of 64 KiB: about their payload, not twice (the data and its wire
+// form), and not the caller's buffer, which it may reuse.
+func TestHistoryHoldsAboutItsPayload(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	const n = 50
+	before := heap()
+	b, _ := newBroker(t, Config{HistoryBytes: -1})
+	buf := make([]byte, len(payload))
+	for range n {
+		copy(buf, payload)
+		if _, err := b.Publish(context.Background(), "big", event.Event{Data: buf}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := float64(heap()-before) / (n * float64(len(payload)))
+	runtime.KeepAlive(b)
+	if held > 1.5 {
+		t.Fatalf("the history holds %.2fx its payload, want about 1x", held)
+	}
+	copy(buf, "changed")
+	f := newFake(t, 2*n, "0")
+	f.lastID = strconv.FormatUint(b.backend.(*memory).base+1, 10)
+	if err := f.subscribe(b, "big"); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.drain()
+	for _, ev := range evs {
+		var w bytes.Buffer
+		ev.WriteTo(&w)
+		if !bytes.Contains(w.Bytes(), payload) {
+			t.Fatal("a replayed event does not hold the data published")
+		}
+	}
+	if len(evs) != n-1 {
+		t.Fatalf("replayed %d events, want %d", len(evs), n-1)
+	}
 }

@@ -29,6 +29,26 @@ type Config struct {
 	// Optional. Default value 1 hour.
 	HistoryAge time.Duration
 
+	// HistoryBytes bounds the bytes each topic's history holds: once more,
+	// its oldest events are dropped (a client that missed them gets
+	// [ErrGap], as with the other limits); an event bigger than that is
+	// sent to the live subscribers but not kept. An event counts the
+	// bytes of its ID, Type, Data (as encoding/json writes it, for data
+	// that is not text) and Comment, plus 136 bytes; the heap holds about
+	// that much for it (the stored event, and its slot in the topic's
+	// ring buffer). A topic costs about 300 bytes more, for as long as it
+	// holds an event. A negative value sets no byte limit per topic. It
+	// configures the in-memory history, as HistorySize does.
+	// Optional. Default value 4 MiB.
+	HistoryBytes int64
+
+	// TotalHistoryBytes bounds the bytes the histories of all topics hold
+	// together, counted as for HistoryBytes: once more, the oldest events
+	// of all topics are dropped. A negative value sets no total limit. It
+	// configures the in-memory history, as HistorySize does.
+	// Optional. Default value 256 MiB.
+	TotalHistoryBytes int64
+
 	// SlowClient says what Publish does with a subscriber whose buffer
 	// (echosse Config.BufferSize) is full. Publish never waits for one.
 	// Optional. Default value SlowClientAbort.
@@ -75,10 +95,12 @@ const (
 
 // DefaultConfig is the default configuration of a [Broker].
 var DefaultConfig = Config{
-	HistorySize:  1000,
-	HistoryAge:   time.Hour,
-	SlowClient:   SlowClientAbort,
-	ErrorHandler: logError,
+	HistorySize:       1000,
+	HistoryAge:        time.Hour,
+	HistoryBytes:      4 << 20,
+	TotalHistoryBytes: 256 << 20,
+	SlowClient:        SlowClientAbort,
+	ErrorHandler:      logError,
 }
 
 func logError(err error) { log.Print(err) }
@@ -103,8 +125,8 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("broker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
 	case config.SlowClient != SlowClientAbort && config.SlowClient != SlowClientDrop:
 		return config, errors.New("broker: SlowClient must be SlowClientAbort or SlowClientDrop")
-	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0):
-		return config, errors.New("broker: HistorySize and HistoryAge configure the in-memory history; with a Backend, set the backend's own limits")
+	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0 || config.HistoryBytes != 0 || config.TotalHistoryBytes != 0):
+		return config, errors.New("broker: HistorySize, HistoryAge, HistoryBytes and TotalHistoryBytes configure the in-memory history; with a Backend, set the backend's own limits")
 	}
 	d := DefaultConfig
 	if config.HistorySize == 0 {
@@ -112,6 +134,12 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.HistoryAge == 0 {
 		config.HistoryAge = d.HistoryAge
+	}
+	if config.HistoryBytes == 0 {
+		config.HistoryBytes = d.HistoryBytes
+	}
+	if config.TotalHistoryBytes == 0 {
+		config.TotalHistoryBytes = d.TotalHistoryBytes
 	}
 	if config.ErrorHandler == nil {
 		config.ErrorHandler = d.ErrorHandler
