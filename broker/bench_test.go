@@ -4,7 +4,9 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/echosse/echo-sse/event"
 )
@@ -152,4 +154,105 @@ func BenchmarkSubscribe(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkUnsubscribeManyTopics ends 40 streams that share the same
+// topics, one after the other in the order they subscribed (as clients that
+// came together leave); one op is their unsubscribing, from the cancelling
+// of the first one's context until the broker holds none of them.
+// Meanwhile a publisher publishes on one of the topics: max-publish-ns is
+// the longest any of its Publish calls took, which is how long it waited
+// behind the unsubscribing.
+func BenchmarkUnsubscribeManyTopics(b *testing.B) {
+	for _, n := range []int{2000, 8000} {
+		b.Run("topics="+strconv.Itoa(n), func(b *testing.B) {
+			br, _ := newBroker(b, Config{SlowClient: SlowClientDrop})
+			topics := make([]string, n)
+			for i := range topics {
+				topics[i] = "t" + strconv.Itoa(i)
+			}
+			ctx := context.Background()
+			var worst time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				fs := make([]*fakeStream, 40)
+				for i := range fs {
+					fs[i] = newFake(b, 1, "")
+					if err := fs[i].subscribe(br, topics...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				b.StartTimer()
+				for i, f := range fs {
+					f.cancel(nil)
+					for subscribers(br) > len(fs)-1-i {
+						start := time.Now()
+						if _, err := br.Publish(ctx, topics[n/2], benchEvent); err != nil {
+							b.Fatal(err)
+						}
+						worst = max(worst, time.Since(start))
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(worst.Nanoseconds()), "max-publish-ns")
+		})
+	}
+}
+
+// subscribers returns how many streams br holds: Stats().Subscribers,
+// without the map of topics Stats builds.
+func subscribers(br *Broker) int {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	return len(br.subs)
+}
+
+// BenchmarkHistoryMemory measures what the in-memory history holds, from
+// the heap in use after a GC: per topic when 100,000 topics hold one
+// small event each, and per event when one topic holds 100 events of
+// 64 KiB (B/event, and that over the payload: payload-ratio).
+func BenchmarkHistoryMemory(b *testing.B) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	ctx := context.Background()
+	b.Run("topics=100000", func(b *testing.B) {
+		for range b.N {
+			before := heap()
+			br, _ := newBroker(b, Config{SlowClient: SlowClientDrop})
+			for i := range 100000 {
+				if _, err := br.Publish(ctx, "topic-"+strconv.Itoa(i), benchEvent); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(heap()-before)/100000, "B/topic")
+			runtime.KeepAlive(br)
+			br.Close()
+		}
+	})
+	b.Run("events=100x64KiB", func(b *testing.B) {
+		payload := strings.Repeat("x", 64<<10)
+		for range b.N {
+			before := heap()
+			br, _ := newBroker(b, Config{HistorySize: 100, HistoryBytes: 1 << 30})
+			for range 100 {
+				// A []byte the caller may reuse, as from a buffer pool.
+				if _, err := br.Publish(ctx, "big", event.Event{Data: []byte(payload)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := float64(heap()-before) / 100
+			b.ReportMetric(per, "B/event")
+			b.ReportMetric(per/float64(len(payload)), "payload-ratio")
+			runtime.KeepAlive(br)
+			br.Close()
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,13 @@ type Broker struct {
 	// moves them on (kicked through kick) as the buffers empty.
 	overflowing map[*sub]struct{}
 	kick        chan struct{}
+
+	// problems are the errors for Config.ErrorHandler met while b.mu was
+	// held; the janitor (kicked through report) hands them over.
+	problems []error
+	report   chan struct{}
+
+	removeSteps int // memberships taken out of topics, for tests; b.mu
 }
 
 // topic is the set of streams subscribed to one topic.
@@ -55,6 +63,7 @@ type member struct {
 	c        chan<- event.Event
 	catching bool // the stream's replay is being sent: see sub.pending
 	s        *sub
+	k        int // the index of this membership in s.in
 }
 
 // sub is one subscribed stream.
@@ -178,9 +187,12 @@ func New(cfg Config) (*Broker, error) {
 		janitorDone: make(chan struct{}),
 		overflowing: make(map[*sub]struct{}),
 		kick:        make(chan struct{}, 1),
+		report:      make(chan struct{}, 1),
 	}
 	if b.backend == nil {
-		b.backend = newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
+		m := newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
+		m.topicBytes, m.totalBytes = cfg.HistoryBytes, cfg.TotalHistoryBytes
+		b.backend = m
 	}
 	if b.last, err = b.backend.Start(b.deliver); err != nil {
 		return nil, fmt.Errorf("broker: starting the backend: %w", err)
@@ -217,6 +229,14 @@ func (b *Broker) janitor(every time.Duration) {
 			if err := b.backend.Trim(ctx); err != nil {
 				b.cfg.ErrorHandler(fmt.Errorf("broker: trimming the history: %w", err))
 			}
+		case <-b.report:
+			b.mu.Lock()
+			problems := b.problems
+			b.problems = nil
+			b.mu.Unlock()
+			for _, err := range problems {
+				b.cfg.ErrorHandler(err)
+			}
 		case <-b.kick:
 			if drain == nil {
 				drain = time.NewTicker(drainEvery)
@@ -252,12 +272,15 @@ func (b *Broker) drainAll() bool {
 // there is room; once none is left, s is live again.
 func (b *Broker) drain(s *sub) {
 	for s.pending.len() > 0 {
-		select {
-		case s.c <- s.pending.front():
-			s.pending.pop()
-		default:
+		sent, closed := offer(s.c, s.pending.evs[s.pending.head])
+		if closed {
+			b.channelClosed(s)
 			return
 		}
+		if !sent {
+			return
+		}
+		s.pending.pop()
 	}
 	s.overflow = false
 	delete(b.overflowing, s)
@@ -314,15 +337,40 @@ func (b *Broker) deliver(msg Message) {
 	var ev *event.Event // msg.Event on the heap, once a subscriber must wait for it
 	// Backwards, so that removing a subscriber (which moves the last one
 	// into its place) skips no one.
-	for i := len(t.subs) - 1; i >= 0; i-- {
+	for i := len(t.subs) - 1; i >= 0; {
+		i = b.fanOut(t, i, &msg.Event, &ev)
+	}
+}
+
+// fanOut sends ev to t.subs[from], t.subs[from-1], and so on to t.subs[0],
+// and returns -1; *heap is ev's copy on the heap, made once some
+// subscriber must wait for it. If a subscriber's channel turns out to be
+// closed, it ends that subscription (see offer) and returns the index to
+// go on from: so the guard costs one deferred call per Publish, not one
+// per subscriber. b.mu is held.
+func (b *Broker) fanOut(t *topic, from int, ev *event.Event, heap **event.Event) (next int) {
+	i := from
+	defer func() {
+		if r := recover(); r != nil && closedSend(r) { // the send to t.subs[i].c
+			b.channelClosed(t.subs[i].s)
+			next = i - 1
+		}
+	}()
+	for ; i >= 0; i-- {
 		m := &t.subs[i]
 		s := m.s
+		if s.removed {
+			continue // its stream has ended: removeLater is taking it out
+		}
 		if s.overflow {
 			b.drain(s)
+			if s.removed {
+				continue // its channel was closed
+			}
 		}
 		if !m.catching && !s.overflow {
 			select {
-			case m.c <- msg.Event:
+			case m.c <- *ev:
 				continue
 			default:
 			}
@@ -341,14 +389,16 @@ func (b *Broker) deliver(msg Message) {
 			}
 		}
 		if s.pending.len() < b.maxPending {
-			if ev == nil {
-				ev = &msg.Event // one copy for every subscriber that needs it
+			if *heap == nil {
+				*heap = new(event.Event) // one copy for every subscriber that needs it
+				**heap = *ev
 			}
-			s.pending.push(ev)
+			s.pending.push(*heap)
 			continue
 		}
 		b.full(s)
 	}
+	return -1
 }
 
 // full applies the slow-client policy to s, whose buffer is full.
@@ -386,7 +436,10 @@ func (b *Broker) full(s *sub) {
 // Once subscribed, the broker sends on s.C from Publish's goroutine: the
 // handler may still send its own events with [echosse.Stream.Send], but
 // must not close s.C; it may give them no ID, so that the client keeps the
-// last one. The subscription ends when the stream does (the client leaves,
+// last one. (A handler that closes s.C all the same does not make the
+// broker panic: the broker ends that subscription, aborts the stream with
+// an error wrapping [ErrChannelClosed], tells Config.ErrorHandler, and
+// Subscribe returns that error if it has not returned yet.) The subscription ends when the stream does (the client leaves,
 // the handler returns an error, the stream is aborted as a slow client) or
 // when the broker closes, which aborts the stream with [ErrClosed].
 //
@@ -443,11 +496,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	b.add(s, topics, catching)
 	// No goroutine waits for the stream's end: the context runs this
 	// when it comes.
-	s.stop = afterFunc(st, ctx, func() {
-		b.mu.Lock()
-		b.remove(s)
-		b.mu.Unlock()
-	})
+	s.stop = afterFunc(st, ctx, func() { b.removeLater(s) })
 	b.mu.Unlock()
 	if !catching {
 		return nil
@@ -471,9 +520,9 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 		return fmt.Errorf("broker: replay: %w", err)
 	}
 	for i := range msgs {
-		if !send(ctx, c, msgs[i].Event) {
+		if sent, closed := send(ctx, c, msgs[i].Event); !sent {
 			b.replayed.Add(uint64(i))
-			return nil
+			return b.channelClosedUnlocked(s, closed)
 		}
 	}
 	b.replayed.Add(uint64(len(msgs)))
@@ -507,8 +556,8 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 			continue
 		}
 		for _, ev := range batch {
-			if !send(ctx, c, *ev) {
-				return nil
+			if sent, closed := send(ctx, c, *ev); !sent {
+				return b.channelClosedUnlocked(s, closed)
 			}
 		}
 		wait = minCatchUpPoll
@@ -524,19 +573,93 @@ const (
 	maxCatchUpPoll = 20 * time.Millisecond
 )
 
-// send sends ev on c, waiting for room unless the stream ends first.
-func send(ctx context.Context, c chan<- event.Event, ev event.Event) bool {
+// send sends ev on c, waiting for room unless the stream ends first, and
+// reports whether it did; closed reports that c was closed (see offer).
+func send(ctx context.Context, c chan<- event.Event, ev event.Event) (sent, closed bool) {
+	if sent, closed = offer(c, &ev); sent || closed {
+		return sent, closed
+	}
+	defer recoverClosed(&closed)
 	select {
 	case c <- ev:
-		return true
+		return true, false
+	case <-ctx.Done():
+		return false, false
+	}
+}
+
+// offer sends *ev on c if there is room, without waiting, and reports
+// whether it did; closed reports that c was closed.
+//
+// The broker sends on channels it does not own, and the documentation of
+// Subscribe forbids closing them; but a handler that does would otherwise
+// make the send panic on the goroutine of whoever publishes (with a
+// distributed backend, the backend's reader), far from the mistake, and
+// take down the whole process with every other stream. So the send, and
+// nothing else, is guarded: a panic other than a send on a closed channel
+// goes on. The deferred call is open-coded by the compiler: it allocates
+// nothing and costs a few nanoseconds per send. Publish's fan-out, where
+// those would add up, guards its whole loop once instead (fanOut).
+func offer(c chan<- event.Event, ev *event.Event) (sent, closed bool) {
+	defer recoverClosed(&closed)
+	select {
+	case c <- *ev:
+		return true, false
+	default:
+		return false, false
+	}
+}
+
+// recoverClosed, deferred, stops the panic of a send on a closed channel
+// and sets *closed; it lets any other panic go on.
+func recoverClosed(closed *bool) {
+	if r := recover(); r != nil {
+		*closed = closedSend(r)
+	}
+}
+
+// closedSend reports whether r, recovered, is the panic of a send on a
+// closed channel; if it is not, closedSend panics with it again.
+func closedSend(r any) bool {
+	if err, ok := r.(runtime.Error); !ok || err.Error() != "send on closed channel" {
+		panic(r)
+	}
+	return true
+}
+
+// channelClosed ends the subscription of s, whose channel its handler
+// closed: it unregisters s, aborts its stream with an error wrapping
+// [ErrChannelClosed], has the janitor tell Config.ErrorHandler, and
+// returns the error. b.mu is held.
+func (b *Broker) channelClosed(s *sub) error {
+	what := "a stream"
+	if len(s.in) > 0 {
+		what = fmt.Sprintf("a stream subscribed to %q", s.in[0].t.name)
+		if n := len(s.in) - 1; n > 0 {
+			what += fmt.Sprintf(" and %d more topics", n)
+		}
+	}
+	err := fmt.Errorf("%w: %s; its subscription is ended", ErrChannelClosed, what)
+	b.remove(s)
+	s.st.Abort(err)
+	b.problems = append(b.problems, err)
+	select {
+	case b.report <- struct{}{}:
 	default:
 	}
-	select {
-	case c <- ev:
-		return true
-	case <-ctx.Done():
-		return false
+	return err
+}
+
+// channelClosedUnlocked is what Subscribe returns when a send of its own
+// failed: channelClosed's error if the channel was closed, else nil (the
+// stream ended). b.mu is not held.
+func (b *Broker) channelClosedUnlocked(s *sub, closed bool) error {
+	if !closed {
+		return nil
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.channelClosed(s)
 }
 
 // add registers s on topics. b.mu is held.
@@ -549,32 +672,70 @@ func (b *Broker) add(s *sub, topics []string, catching bool) {
 			b.topics[name] = t
 		}
 		s.in[i] = membership{t: t, i: len(t.subs)}
-		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s})
+		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s, k: i})
 	}
 	b.subs[s.c] = s
 }
 
-// remove unregisters s, if it still is registered. b.mu is held.
+// remove unregisters s at once, if it still is registered. b.mu is held.
 func (b *Broker) remove(s *sub) {
-	if s.removed {
+	if b.unregister(s) {
+		b.leave(s, len(s.in))
+	}
+}
+
+// removeLater unregisters s, if it still is registered, taking it out of
+// its topics removeChunk at a time and letting go of b.mu in between: a
+// stream on thousands of topics does not hold up Publish until it is out
+// of them all. It is how a stream that ends leaves; b.mu is not held.
+func (b *Broker) removeLater(s *sub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.unregister(s) {
 		return
+	}
+	for !b.leave(s, removeChunk) && !b.closed.Load() {
+		b.mu.Unlock()
+		runtime.Gosched() // a Publish waiting for b.mu goes first
+		b.mu.Lock()
+	}
+}
+
+// removeChunk is how many topics removeLater takes a stream out of at a
+// time: a few microseconds' work.
+const removeChunk = 256
+
+// unregister marks s removed, so that nothing is sent to it any more, and
+// reports whether it was registered. It stays in b.subs and in its topics
+// until leave takes it out. b.mu is held.
+func (b *Broker) unregister(s *sub) bool {
+	if s.removed {
+		return false
 	}
 	s.removed = true
 	s.stop()
 	s.pending.reset()
 	s.overflow = false
 	delete(b.overflowing, s)
-	for _, m := range s.in {
+	return true
+}
+
+// leave takes the unregistered s out of n of its topics at most, the last
+// of s.in first, and reports whether it is in none any more (then it is
+// out of b.subs too). Each costs O(1): the member that takes s's place in
+// a topic's array knows where its own membership is (member.k). b.mu is
+// held.
+func (b *Broker) leave(s *sub, n int) bool {
+	for ; n > 0 && len(s.in) > 0; n-- {
+		m := s.in[len(s.in)-1]
+		s.in = s.in[:len(s.in)-1]
+		b.removeSteps++
 		t := m.t
 		last := len(t.subs) - 1
-		if moved := t.subs[last].s; moved != s {
-			t.subs[m.i] = t.subs[last]
-			for j := range moved.in {
-				if moved.in[j].t == t {
-					moved.in[j].i = m.i
-					break
-				}
-			}
+		if m.i != last {
+			moved := t.subs[last]
+			t.subs[m.i] = moved
+			moved.s.in[moved.k].i = m.i
 		}
 		t.subs[last] = member{}
 		t.subs = t.subs[:last]
@@ -582,5 +743,9 @@ func (b *Broker) remove(s *sub) {
 			delete(b.topics, t.name)
 		}
 	}
+	if len(s.in) > 0 {
+		return false
+	}
 	delete(b.subs, s.c)
+	return true
 }

@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +278,18 @@ func TestSubscribeGap(t *testing.T) {
 			publish(t, b, "other", "x") // 5
 			b.backend.Trim(context.Background())
 		}},
+		// Each event of these costs 136+1+1 bytes (its ID, its data).
+		{name: "trimmed by bytes", cfg: Config{HistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			for range 2 { // 6 events on a: 1..3 trimmed
+				publish(t, b, "a", "x")
+			}
+		}},
+		{name: "trimmed by total bytes", cfg: Config{TotalHistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+			for range 2 { // 5, 6 on other: 1..3 trimmed from a
+				publish(t, b, "other", "x")
+			}
+		}},
+		{name: "event bigger than the limit", cfg: Config{HistoryBytes: 100}, lastID: "3"},
 		{name: "caller-set ID trimmed", cfg: Config{HistorySize: 2}, lastID: "row-1", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
 			b.Publish(context.Background(), "a", event.Event{ID: "row-1", Data: "x"})
 			publish(t, b, "a", "x")
@@ -572,5 +587,196 @@ func TestCloseRacesPublishAndSubscribe(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		b.Close()
 		<-done
+	}
+}
+
+// TestUnsubscribeIsLinearInTheStreamsTopics counts the work of ending
+// streams that share many topics: removing one must look at each of its
+// own memberships a bounded number of times, not search those of the
+// streams it shares a topic with.
+func TestUnsubscribeIsLinearInTheStreamsTopics(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	const streams, topics = 10, 500
+	names := make([]string, topics)
+	for i := range names {
+		names[i] = "t" + strconv.Itoa(i)
+	}
+	fs := make([]*fakeStream, streams)
+	for i := range fs {
+		fs[i] = newFake(t, 1, "")
+		if err := fs[i].subscribe(b, names...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range fs {
+		f.cancel(nil)
+	}
+	eventually(t, "the streams to be unsubscribed", func() bool { return b.Stats().Subscribers == 0 })
+	b.mu.Lock()
+	steps := b.removeSteps
+	b.mu.Unlock()
+	if max := 2 * streams * topics; steps > max {
+		t.Fatalf("unsubscribing %d streams of %d topics each took %d steps, want at most %d", streams, topics, steps, max)
+	}
+	publish(t, b, names[0], "after") // the broker still works
+}
+
+// TestClosedChannelEndsOnlyThatSubscription closes a subscribed stream's
+// channel, which Subscribe forbids: the broker must not panic on the
+// publisher's goroutine (or the janitor's), but end that subscription,
+// abort the stream with ErrChannelClosed and tell the ErrorHandler, while
+// the other subscribers receive every event.
+func TestClosedChannelEndsOnlyThatSubscription(t *testing.T) {
+	tests := []struct {
+		name       string
+		whenBuffer int
+		whenBefore int // events published before the channel is closed
+	}{
+		{name: "live", whenBuffer: 64},
+		{name: "overflowing", whenBuffer: 1, whenBefore: 3}, // one in the buffer, two waiting
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := make(chan error, 10)
+			b, _ := newBroker(t, Config{ErrorHandler: func(err error) { errs <- err }})
+			good := newFake(t, 64, "")
+			bad := newFake(t, tt.whenBuffer, "")
+			if err := good.subscribe(b, "a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := bad.subscribe(b, "a", "b"); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range tt.whenBefore {
+				want = append(want, publish(t, b, "a", strconv.Itoa(i)))
+			}
+			// Under the broker's lock, so that the race detector sees the
+			// close happen before the janitor's next send, not beside it
+			// (a program that makes this mistake has a data race besides).
+			b.mu.Lock()
+			close(bad.ch)
+			b.mu.Unlock()
+			for i := range 10 {
+				want = append(want, publish(t, b, "a", strconv.Itoa(i)))
+			}
+			if got := ids(good.drain()); !slices.Equal(got, want) {
+				t.Fatalf("the other subscriber got %v, want %v", got, want)
+			}
+			select {
+			case err := <-errs:
+				if !errors.Is(err, ErrChannelClosed) || !strings.Contains(err.Error(), `"a" and 1 more topics`) {
+					t.Fatalf("ErrorHandler got %v, want ErrChannelClosed naming the topics", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ErrorHandler was not told")
+			}
+			if cause := context.Cause(bad.ctx); !errors.Is(cause, ErrChannelClosed) {
+				t.Fatalf("the stream ended with %v, want ErrChannelClosed", cause)
+			}
+			if st := b.Stats(); st.Subscribers != 1 || st.Topics["a"] != 1 || st.Topics["b"] != 0 {
+				t.Fatalf("got %+v, want only the other subscriber left", st)
+			}
+		})
+	}
+}
+
+// TestClosedChannelDuringReplay subscribes a reconnecting stream whose
+// channel is closed: Subscribe's own sends must not panic either, and it
+// says why the subscription ended.
+func TestClosedChannelDuringReplay(t *testing.T) {
+	b, _ := newBroker(t, Config{ErrorHandler: func(error) {}})
+	first := publish(t, b, "a", "0")
+	publish(t, b, "a", "1")
+	bad := newFake(t, 4, first)
+	close(bad.ch)
+	if err := bad.subscribe(b, "a"); !errors.Is(err, ErrChannelClosed) {
+		t.Fatalf("Subscribe: got %v, want ErrChannelClosed", err)
+	}
+	if st := b.Stats(); st.Subscribers != 0 {
+		t.Fatalf("%d subscribers left", st.Subscribers)
+	}
+	publish(t, b, "a", "2")
+}
+
+// TestTrimByBytesKeepsReplayExact trims by bytes, per topic and in all: a
+// client whose Last-Event-ID is the newest event dropped gets every event
+// after it, one that is older gets ErrGap.
+func TestTrimByBytesKeepsReplayExact(t *testing.T) {
+	tests := []struct {
+		name        string
+		givenConfig Config
+		whenTopics  []string // the topic of events 1..6
+	}{
+		{name: "per topic", givenConfig: Config{HistoryBytes: 3 * 138}, whenTopics: []string{"a", "a", "a", "a", "a", "a"}},
+		{name: "in all", givenConfig: Config{TotalHistoryBytes: 3 * 138}, whenTopics: []string{"a", "b", "a", "b", "a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := newBroker(t, tt.givenConfig)
+			for _, topic := range tt.whenTopics {
+				publish(t, b, topic, "x")
+			}
+			f := newFake(t, 16, "3")
+			if err := f.subscribe(b, "a", "b"); err != nil {
+				t.Fatalf("from 3: %v", err)
+			}
+			if got := ids(f.drain()); !slices.Equal(got, seqIDs(4, 6)) {
+				t.Fatalf("from 3: got %v, want 4..6", got)
+			}
+			g := newFake(t, 16, "2")
+			if err := g.subscribe(b, "a", "b"); !errors.Is(err, ErrGap) {
+				t.Fatalf("from 2: got %v, want ErrGap", err)
+			}
+			m := b.backend.(*memory)
+			if m.bytes != 3*138 {
+				t.Fatalf("the history counts %d bytes, want %d", m.bytes, 3*138)
+			}
+		})
+	}
+}
+
+// TestHistoryHoldsAboutItsPayload measures the heap the history holds for
+// events of 64 KiB: about their payload, not twice (the data and its wire
+// form), and not the caller's buffer, which it may reuse.
+func TestHistoryHoldsAboutItsPayload(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	const n = 50
+	before := heap()
+	b, _ := newBroker(t, Config{HistoryBytes: -1})
+	buf := make([]byte, len(payload))
+	for range n {
+		copy(buf, payload)
+		if _, err := b.Publish(context.Background(), "big", event.Event{Data: buf}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := float64(heap()-before) / (n * float64(len(payload)))
+	runtime.KeepAlive(b)
+	if held > 1.5 {
+		t.Fatalf("the history holds %.2fx its payload, want about 1x", held)
+	}
+	copy(buf, "changed")
+	f := newFake(t, 2*n, "0")
+	f.lastID = strconv.FormatUint(b.backend.(*memory).base+1, 10)
+	if err := f.subscribe(b, "big"); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.drain()
+	for _, ev := range evs {
+		var w bytes.Buffer
+		ev.WriteTo(&w)
+		if !bytes.Contains(w.Bytes(), payload) {
+			t.Fatal("a replayed event does not hold the data published")
+		}
+	}
+	if len(evs) != n-1 {
+		t.Fatalf("replayed %d events, want %d", len(evs), n-1)
 	}
 }

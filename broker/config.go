@@ -17,16 +17,37 @@ type Config struct {
 	// counts as a slow client.
 	// It configures the in-memory history: with a Backend, leave it zero
 	// and set the backend's own limits (streams catching up may then fall
-	// 1000 events behind).
+	// 1000 events behind). It must be at most 10,000,000.
 	// Optional. Default value 1000.
 	HistorySize int
 
 	// HistoryAge is how long an event stays in its topic's history. A
 	// negative value keeps events whatever their age (HistorySize still
-	// bounds them). It configures the in-memory history: with a Backend,
-	// leave it zero and set the backend's own limits.
+	// bounds them). It must be at most 10 years. It configures the
+	// in-memory history: with a Backend, leave it zero and set the
+	// backend's own limits.
 	// Optional. Default value 1 hour.
 	HistoryAge time.Duration
+
+	// HistoryBytes bounds the bytes each topic's history holds: once more,
+	// its oldest events are dropped (a client that missed them gets
+	// [ErrGap], as with the other limits); an event bigger than that is
+	// sent to the live subscribers but not kept. An event counts the
+	// bytes of its ID, Type, Data (as encoding/json writes it, for data
+	// that is not text) and Comment, plus 136 bytes; the heap holds about
+	// that much for it (the stored event, and its slot in the topic's
+	// ring buffer). A topic costs about 300 bytes more, for as long as it
+	// holds an event. A negative value sets no byte limit per topic. It
+	// configures the in-memory history, as HistorySize does.
+	// Optional. Default value 4 MiB.
+	HistoryBytes int64
+
+	// TotalHistoryBytes bounds the bytes the histories of all topics hold
+	// together, counted as for HistoryBytes: once more, the oldest events
+	// of all topics are dropped. A negative value sets no total limit. It
+	// configures the in-memory history, as HistorySize does.
+	// Optional. Default value 256 MiB.
+	TotalHistoryBytes int64
 
 	// SlowClient says what Publish does with a subscriber whose buffer
 	// (echosse Config.BufferSize) is full. Publish never waits for one.
@@ -41,7 +62,9 @@ type Config struct {
 	Backend Backend
 
 	// ErrorHandler is told about errors the broker meets outside any call:
-	// a failed periodic Backend.Trim. It runs on the broker's own goroutine.
+	// a failed periodic Backend.Trim, and a subscribed stream whose channel
+	// its handler closed ([ErrChannelClosed]). It runs on the broker's own
+	// goroutine.
 	// Optional. Default value: log the error with the standard log package.
 	ErrorHandler func(err error)
 
@@ -72,13 +95,23 @@ const (
 
 // DefaultConfig is the default configuration of a [Broker].
 var DefaultConfig = Config{
-	HistorySize:  1000,
-	HistoryAge:   time.Hour,
-	SlowClient:   SlowClientAbort,
-	ErrorHandler: logError,
+	HistorySize:       1000,
+	HistoryAge:        time.Hour,
+	HistoryBytes:      4 << 20,
+	TotalHistoryBytes: 256 << 20,
+	SlowClient:        SlowClientAbort,
+	ErrorHandler:      logError,
 }
 
 func logError(err error) { log.Print(err) }
+
+// Upper bounds of Config fields: beyond them a value is a mistake (a unit
+// mixed up, a sentinel such as math.MaxInt64), not a limit someone wants,
+// and New says so rather than let it stand for "no limit".
+const (
+	maxHistorySize = 10_000_000
+	maxHistoryAge  = 10 * 365 * 24 * time.Hour
+)
 
 // withDefaults returns config with its zero fields filled from
 // DefaultConfig, or an error saying what to fix.
@@ -86,10 +119,14 @@ func (config Config) withDefaults() (Config, error) {
 	switch {
 	case config.HistorySize < 0:
 		return config, errors.New("broker: HistorySize must not be negative (0 means the default, 1000)")
+	case config.HistorySize > maxHistorySize:
+		return config, errors.New("broker: HistorySize must be at most 10,000,000 events per topic")
+	case config.HistoryAge > maxHistoryAge:
+		return config, errors.New("broker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
 	case config.SlowClient != SlowClientAbort && config.SlowClient != SlowClientDrop:
 		return config, errors.New("broker: SlowClient must be SlowClientAbort or SlowClientDrop")
-	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0):
-		return config, errors.New("broker: HistorySize and HistoryAge configure the in-memory history; with a Backend, set the backend's own limits")
+	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0 || config.HistoryBytes != 0 || config.TotalHistoryBytes != 0):
+		return config, errors.New("broker: HistorySize, HistoryAge, HistoryBytes and TotalHistoryBytes configure the in-memory history; with a Backend, set the backend's own limits")
 	}
 	d := DefaultConfig
 	if config.HistorySize == 0 {
@@ -97,6 +134,12 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.HistoryAge == 0 {
 		config.HistoryAge = d.HistoryAge
+	}
+	if config.HistoryBytes == 0 {
+		config.HistoryBytes = d.HistoryBytes
+	}
+	if config.TotalHistoryBytes == 0 {
+		config.TotalHistoryBytes = d.TotalHistoryBytes
 	}
 	if config.ErrorHandler == nil {
 		config.ErrorHandler = d.ErrorHandler

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ func TestNewConfig(t *testing.T) {
 		{name: "no age limit", givenConfig: Config{HistoryAge: -1}},
 		{name: "backend", givenConfig: Config{Backend: backend}},
 		{name: "negative size", givenConfig: Config{HistorySize: -1}, wantErr: "HistorySize must not be negative"},
+		{name: "huge size", givenConfig: Config{HistorySize: math.MaxInt}, wantErr: "HistorySize must be at most 10,000,000"},
+		{name: "age of 56 years", givenConfig: Config{HistoryAge: 56 * 365 * 24 * time.Hour}, wantErr: "HistoryAge must be at most 10 years"},
+		{name: "largest age", givenConfig: Config{HistoryAge: math.MaxInt64}, wantErr: "HistoryAge must be at most 10 years"},
 		{name: "unknown policy", givenConfig: Config{SlowClient: 7}, wantErr: "SlowClient must be"},
 		{name: "backend with size", givenConfig: Config{Backend: backend, HistorySize: 3}, wantErr: "backend's own limits"},
 		{name: "backend with age", givenConfig: Config{Backend: backend, HistoryAge: time.Hour}, wantErr: "backend's own limits"},

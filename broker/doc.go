@@ -27,7 +27,9 @@
 // reconnects, and Subscribe first replays the events of the stream's topics
 // published after it, then goes on live: every event once, in order, even
 // when a Publish races the Subscribe. Each topic keeps a history bounded by
-// count and by age (Config.HistorySize, Config.HistoryAge); when the
+// count, by age and by bytes (Config.HistorySize, Config.HistoryAge,
+// Config.HistoryBytes), and all topics together by bytes
+// (Config.TotalHistoryBytes); when the
 // history no longer covers a client's Last-Event-ID, Subscribe says so with
 // [ErrGap], and the handler sends a full refresh instead of letting events
 // be lost silently.

@@ -23,6 +23,15 @@ var (
 	// with when the broker closes.
 	ErrClosed = errors.New("broker: closed")
 
+	// ErrChannelClosed is wrapped by the error a subscription ends with
+	// when its stream's channel was closed by the handler, which
+	// [Broker.Subscribe] forbids: the broker sends on it. The broker
+	// notices it at its next send, unregisters the stream, aborts it with
+	// that error ([echosse.Stream.Err] returns it), and gives the error to
+	// Config.ErrorHandler; Subscribe returns it if it notices while
+	// replaying. Other subscribers are not affected.
+	ErrChannelClosed = errors.New("broker: a subscribed stream's channel was closed (the broker sends on it: the handler must not close it)")
+
 	// ErrSubscribed is returned by [Broker.Subscribe] for a stream that is
 	// already subscribed: a stream subscribes to all its topics in one call.
 	ErrSubscribed = errors.New("broker: stream already subscribed; subscribe to all its topics in one call")

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +31,9 @@ type memory struct {
 	age  time.Duration // how long they are kept; <= 0: no limit
 	now  func() time.Time
 
+	// Bytes kept (see cost), per topic and in all; <= 0: no limit.
+	topicBytes, totalBytes int64
+
 	mu      sync.Mutex
 	base    uint64 // the sequence starts after it
 	seq     uint64 // the last Seq assigned
@@ -37,6 +42,8 @@ type memory struct {
 	forgot  uint64            // the newest Seq of a history dropped whole
 	deliver func(Message)
 	closed  bool
+	bytes   int64    // the cost of every message kept
+	oldest  byOldest // the topics that keep messages, the oldest first
 }
 
 func newMemory(size int, age time.Duration, now func() time.Time) *memory {
@@ -80,21 +87,35 @@ func (m *memory) Publish(ctx context.Context, topic string, ev event.Event) (Mes
 	if !custom {
 		ev.ID = strconv.FormatUint(seq, 10)
 	}
-	// Encoded once, here, with its ID: every stream only copies the bytes.
-	if ev, err = ev.Prepare(); err != nil {
+	// The history keeps the event's fields, whose data it owns; encoded
+	// once more, here, with its ID, the live event carries its wire form
+	// too, so that every stream only copies the bytes. Keeping the wire
+	// form in the history would double what each event holds.
+	kept := ev
+	switch d := ev.Data.(type) {
+	case []byte:
+		kept.Data = string(d) // the caller may reuse its buffer
+	case json.RawMessage:
+		kept.Data = string(d)
+	}
+	if ev, err = kept.Prepare(); err != nil {
 		return Message{}, err
 	}
 	m.seq = seq
 	msg := Message{Topic: topic, Seq: seq, Time: m.now(), Event: ev}
 	h := m.topics[topic]
 	if h == nil {
-		h = &history{}
+		h = &history{name: topic, heapAt: -1}
 		m.topics[topic] = h
 	}
 	m.trimAge(h, msg.Time)
-	if old, ok := h.push(msg, m.size); ok {
-		m.forget(old)
+	stored := msg
+	stored.Event = kept
+	if h.n >= m.size {
+		m.pop(h)
 	}
+	m.push(h, stored)
+	m.trimBytes(h)
 	if custom {
 		if m.ids == nil {
 			m.ids = make(map[string]uint64)
@@ -176,16 +197,23 @@ func (m *memory) Trim(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	for name, h := range m.topics {
+	for _, h := range m.topics {
 		m.trimAge(h, now)
 		if h.n == 0 {
-			// Keep no record of an empty topic, only how far back its
-			// history was lost, in one watermark for all such topics.
-			m.forgot = max(m.forgot, h.trimmed)
-			delete(m.topics, name)
+			m.drop(h)
 		}
 	}
 	return nil
+}
+
+// drop forgets the empty topic h: no record of it is kept, only how far
+// back its history was lost, in one watermark for all such topics.
+// m.mu is held.
+func (m *memory) drop(h *history) {
+	m.forgot = max(m.forgot, h.trimmed)
+	if m.topics[h.name] == h {
+		delete(m.topics, h.name)
+	}
 }
 
 // trimAge drops from h the messages older than the age limit.
@@ -195,7 +223,67 @@ func (m *memory) trimAge(h *history, now time.Time) {
 	}
 	cutoff := now.Add(-m.age)
 	for h.n > 0 && h.at(0).Time.Before(cutoff) {
-		m.forget(h.pop())
+		m.pop(h)
+	}
+}
+
+// messageSize is the size of a Message on a 64-bit machine
+// (TestMessageSize checks it).
+const messageSize = 136
+
+// cost is what the history counts for msg, in bytes: its fields, and the
+// Message itself with its slot in the ring.
+func cost(msg *Message) int64 {
+	n := int64(messageSize) + int64(len(msg.Event.ID)+len(msg.Event.Type)+len(msg.Event.Comment))
+	if d, ok := msg.Event.Data.(string); ok { // the history keeps strings only
+		n += int64(len(d))
+	}
+	return n
+}
+
+// push appends msg to h, which has room. m.mu is held.
+func (m *memory) push(h *history, msg Message) {
+	c := cost(&msg)
+	h.push(msg, m.size)
+	h.bytes += c
+	m.bytes += c
+	if h.n == 1 {
+		heap.Push(&m.oldest, h)
+	}
+}
+
+// pop drops h's oldest message. m.mu is held.
+func (m *memory) pop(h *history) {
+	old := h.pop()
+	c := cost(&old)
+	h.bytes -= c
+	m.bytes -= c
+	m.forget(old)
+	if h.n == 0 {
+		heap.Remove(&m.oldest, h.heapAt)
+	} else {
+		heap.Fix(&m.oldest, h.heapAt)
+	}
+}
+
+// trimBytes drops the oldest messages of h while it holds more than
+// topicBytes, then the oldest messages of all topics while they hold more
+// than totalBytes; a topic left empty is forgotten at once, as Trim does.
+// A message bigger than the limit is delivered, but not kept. Replay stays
+// exact: a topic knows the last message it dropped (history.trimmed), and
+// m.forgot the last of the topics dropped whole. m.mu is held.
+func (m *memory) trimBytes(h *history) {
+	for m.topicBytes > 0 && h.bytes > m.topicBytes && h.n > 0 {
+		m.pop(h)
+	}
+	for m.totalBytes > 0 && m.bytes > m.totalBytes && len(m.oldest) > 0 {
+		g := m.oldest[0]
+		if m.pop(g); g.n == 0 && g != h {
+			m.drop(g)
+		}
+	}
+	if h.n == 0 {
+		m.drop(h)
 	}
 }
 
@@ -215,6 +303,7 @@ func (m *memory) Close() error {
 	m.deliver = nil
 	m.topics = nil
 	m.ids = nil
+	m.oldest = nil
 	return nil
 }
 
@@ -224,6 +313,33 @@ type history struct {
 	buf     []Message
 	head, n int
 	trimmed uint64 // the Seq of the newest message dropped, 0 if none
+	name    string // the topic's
+	bytes   int64  // the cost of its messages
+	heapAt  int    // its index in memory.oldest, -1 if it is not there
+}
+
+// byOldest is a heap of histories, the one with the oldest message first:
+// the total byte bound drops that message.
+type byOldest []*history
+
+func (o byOldest) Len() int           { return len(o) }
+func (o byOldest) Less(i, j int) bool { return o[i].at(0).Seq < o[j].at(0).Seq }
+func (o byOldest) Swap(i, j int) {
+	o[i], o[j] = o[j], o[i]
+	o[i].heapAt, o[j].heapAt = i, j
+}
+func (o *byOldest) Push(x any) {
+	h := x.(*history)
+	h.heapAt = len(*o)
+	*o = append(*o, h)
+}
+func (o *byOldest) Pop() any {
+	old := *o
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
+	*o = old[:len(old)-1]
+	h.heapAt = -1
+	return h
 }
 
 // at returns the i-th oldest message.
@@ -250,9 +366,10 @@ func (h *history) push(msg Message, size int) (old Message, dropped bool) {
 	return old, dropped
 }
 
-// grow doubles the buffer, up to size.
+// grow doubles the buffer, up to size; it starts with room for one, as
+// most topics of a server with many hold few events.
 func (h *history) grow(size int) {
-	buf := make([]Message, min(max(2*len(h.buf), 8), size))
+	buf := make([]Message, min(max(2*len(h.buf), 1), size))
 	for i := range h.n {
 		buf[i] = *h.at(i)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/echosse/echo-sse/event"
 )
@@ -101,5 +102,11 @@ func TestMemoryClosed(t *testing.T) {
 	m.Close()
 	if _, err := m.Publish(context.Background(), "a", event.Event{Data: ""}); err != ErrClosed {
 		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+func TestMessageSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) == 8 && unsafe.Sizeof(Message{}) != messageSize {
+		t.Fatalf("a Message is %d bytes, messageSize says %d", unsafe.Sizeof(Message{}), messageSize)
 	}
 }

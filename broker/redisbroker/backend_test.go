@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,9 @@ func TestConfig(t *testing.T) {
 		{"negative backoff", Config{MinBackoff: -time.Second}, "MinBackoff"},
 		{"min above max", Config{MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "exceed"},
 		{"age under a millisecond", Config{HistoryAge: time.Microsecond}, "HistoryAge"},
+		{"age of 56 years", Config{HistoryAge: 56 * 365 * 24 * time.Hour}, "HistoryAge must be at most 10 years"},
+		{"largest age", Config{HistoryAge: math.MaxInt64}, "HistoryAge must be at most 10 years"},
+		{"backoff of a year", Config{MaxBackoff: 365 * 24 * time.Hour}, "MaxBackoff must be at most an hour"},
 	}
 	client := redis.NewClient(&redis.Options{Addr: shared.Addr})
 	defer client.Close()
@@ -406,5 +410,39 @@ func TestStartFailsWithoutRedis(t *testing.T) {
 	}
 	if _, err := broker.New(broker.Config{Backend: b}); err == nil || !strings.Contains(err.Error(), "redisbroker") {
 		t.Fatalf("got %v, want the backend's error", err)
+	}
+}
+
+// TestPublishWithAnAgeBeforeTheEpoch runs the publish script with an age
+// that New refuses (it goes back before 1970 from the server's clock): the
+// script must not build a negative entry ID from it, which Redis rejects
+// ("Invalid stream ID"), failing every Publish.
+func TestPublishWithAnAgeBeforeTheEpoch(t *testing.T) {
+	client := newClient(t, shared.Addr)
+	b, ch, _ := startBackend(t, client, Config{Prefix: testPrefix(t)})
+	b.cfg.HistoryAge = 100 * 365 * 24 * time.Hour // past New's check
+	for i := range 2 {
+		if _, err := b.Publish(context.Background(), "a", event.Event{Data: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs := receive(t, ch, 2); msgs[1].Event.Data != "1" {
+		t.Fatalf("got %+v", msgs)
+	}
+	if n, err := client.XLen(context.Background(), b.keys.topic+"a").Result(); err != nil || n != 2 {
+		t.Fatalf("the history holds %d events (%v), want 2", n, err)
+	}
+}
+
+// TestBackoffDoesNotOverflow doubles the wait up to the largest MaxBackoff
+// a Backend could hold: it must stay positive and within the bound.
+func TestBackoffDoesNotOverflow(t *testing.T) {
+	for _, max := range []time.Duration{time.Hour, math.MaxInt64} {
+		b := &Backend{cfg: Config{MinBackoff: time.Second, MaxBackoff: max}}
+		for n := 1; n <= 100; n++ {
+			if d := b.backoff(n); d <= 0 || d > max {
+				t.Fatalf("MaxBackoff %v: backoff(%d) = %v", max, n, d)
+			}
+		}
 	}
 }

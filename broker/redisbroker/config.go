@@ -28,7 +28,8 @@ type Config struct {
 
 	// HistoryAge is how long an event stays in its topic's history (XTRIM
 	// MINID, on every publish on the topic and on every Trim). A negative
-	// value keeps events whatever their age.
+	// value keeps events whatever their age. It must be at least a
+	// millisecond and at most 10 years.
 	// Optional. Default value 1 hour.
 	HistoryAge time.Duration
 
@@ -46,6 +47,7 @@ type Config struct {
 	MinBackoff time.Duration
 
 	// MaxBackoff is the longest wait between two attempts to read the log.
+	// It must be at most an hour.
 	// Optional. Default value 2 s.
 	MaxBackoff time.Duration
 
@@ -71,6 +73,14 @@ var DefaultConfig = Config{
 
 func logError(err error) { log.Print(err) }
 
+// Upper bounds of the Config fields that are durations. An age is
+// subtracted from the Redis server's clock, in microseconds since 1970, to
+// trim by entry ID: one of 56 years or more would go before 1970.
+const (
+	maxHistoryAge = 10 * 365 * 24 * time.Hour
+	maxBackoff    = time.Hour
+)
+
 // withDefaults returns config with its zero fields filled from
 // DefaultConfig, or an error saying what to fix.
 func (config Config) withDefaults() (Config, error) {
@@ -83,6 +93,10 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("redisbroker: LogSize must not be negative (0 means the default, 10000)")
 	case config.MinBackoff < 0 || config.MaxBackoff < 0:
 		return config, errors.New("redisbroker: MinBackoff and MaxBackoff must not be negative")
+	case config.HistoryAge > maxHistoryAge:
+		return config, errors.New("redisbroker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
+	case config.MinBackoff > maxBackoff || config.MaxBackoff > maxBackoff:
+		return config, errors.New("redisbroker: MinBackoff and MaxBackoff must be at most an hour")
 	}
 	d := DefaultConfig
 	if config.Prefix == "" {

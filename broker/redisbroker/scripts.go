@@ -54,7 +54,8 @@ end
 // loses its data, and it says when the message was published.
 //
 // KEYS: seq, base, topics, forgot, ids, log, the topic's stream.
-// ARGV: topic, HistorySize, HistoryAge in microseconds (0: none), LogSize,
+// ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
+// that goes back before 1970 trims nothing), LogSize,
 // the caller-set ID ("" if none), then the entry's event fields.
 // Returns the Seq.
 var publishScript = redis.NewScript(luaHelpers + `
@@ -73,7 +74,7 @@ local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or 
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
 for i = 6, #ARGV do entry[#entry + 1] = ARGV[i] end
 local age = tonumber(ARGV[3])
-if age > 0 then
+if age > 0 and now - age > 0 then
   redis.call('XTRIM', KEYS[7], 'MINID', id(num(now - age)))
 end
 redis.call('XADD', KEYS[7], 'MAXLEN', ARGV[2], id(s), unpack(entry))

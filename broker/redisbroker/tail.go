@@ -155,6 +155,10 @@ func (b *Backend) advance(last *uint64) {
 func (b *Backend) backoff(n int) time.Duration {
 	d := b.cfg.MinBackoff
 	for i := 1; i < n && d < b.cfg.MaxBackoff; i++ {
+		if d > b.cfg.MaxBackoff/2 { // doubling it would pass the bound, or overflow
+			d = b.cfg.MaxBackoff
+			break
+		}
 		d *= 2
 	}
 	d = min(d, b.cfg.MaxBackoff)
