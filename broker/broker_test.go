@@ -278,13 +278,13 @@ func TestSubscribeGap(t *testing.T) {
 			publish(t, b, "other", "x") // 5
 			b.backend.Trim(context.Background())
 		}},
-		// Each event of these costs 136+1+1 bytes (its ID, its data).
-		{name: "trimmed by bytes", cfg: Config{HistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+		// Each event of these costs messageSize+1+1 bytes (its ID, its data).
+		{name: "trimmed by bytes", cfg: Config{HistoryBytes: 3 * (messageSize + 2)}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
 			for range 2 { // 6 events on a: 1..3 trimmed
 				publish(t, b, "a", "x")
 			}
 		}},
-		{name: "trimmed by total bytes", cfg: Config{TotalHistoryBytes: 3 * 138}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
+		{name: "trimmed by total bytes", cfg: Config{TotalHistoryBytes: 3 * (messageSize + 2)}, lastID: "2", setup: func(t *testing.T, b *Broker, _ *fakeClock) {
 			for range 2 { // 5, 6 on other: 1..3 trimmed from a
 				publish(t, b, "other", "x")
 			}
@@ -708,8 +708,8 @@ func TestTrimByBytesKeepsReplayExact(t *testing.T) {
 		givenConfig Config
 		whenTopics  []string // the topic of events 1..6
 	}{
-		{name: "per topic", givenConfig: Config{HistoryBytes: 3 * 138}, whenTopics: []string{"a", "a", "a", "a", "a", "a"}},
-		{name: "in all", givenConfig: Config{TotalHistoryBytes: 3 * 138}, whenTopics: []string{"a", "b", "a", "b", "a", "b"}},
+		{name: "per topic", givenConfig: Config{HistoryBytes: 3 * (messageSize + 2)}, whenTopics: []string{"a", "a", "a", "a", "a", "a"}},
+		{name: "in all", givenConfig: Config{TotalHistoryBytes: 3 * (messageSize + 2)}, whenTopics: []string{"a", "b", "a", "b", "a", "b"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -729,8 +729,8 @@ func TestTrimByBytesKeepsReplayExact(t *testing.T) {
 				t.Fatalf("from 2: got %v, want ErrGap", err)
 			}
 			m := b.backend.(*memory)
-			if m.bytes != 3*138 {
-				t.Fatalf("the history counts %d bytes, want %d", m.bytes, 3*138)
+			if m.bytes != 3*(messageSize+2) {
+				t.Fatalf("the history counts %d bytes, want %d", m.bytes, 3*(messageSize+2))
 			}
 		})
 	}

@@ -34,7 +34,7 @@ type Config struct {
 	// [ErrGap], as with the other limits); an event bigger than that is
 	// sent to the live subscribers but not kept. An event counts the
 	// bytes of its ID, Type, Data (as encoding/json writes it, for data
-	// that is not text) and Comment, plus 136 bytes; the heap holds about
+	// that is not text) and Comment, plus 128 bytes; the heap holds about
 	// that much for it (the stored event, and its slot in the topic's
 	// ring buffer). A topic costs about 300 bytes more, for as long as it
 	// holds an event. A negative value sets no byte limit per topic. It

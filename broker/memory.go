@@ -229,7 +229,7 @@ func (m *memory) trimAge(h *history, now time.Time) {
 
 // messageSize is the size of a Message on a 64-bit machine
 // (TestMessageSize checks it).
-const messageSize = 136
+const messageSize = 128
 
 // cost is what the history counts for msg, in bytes: its fields, and the
 // Message itself with its slot in the ring.

@@ -55,7 +55,7 @@ type Config struct {
 	// senders can queue before a send blocks. When several events are
 	// queued, the pump writes them all and flushes once; a burst larger
 	// than the buffer is still written in few large writes, as the pump
-	// lets blocked senders refill it before it writes. Each slot costs 88
+	// lets blocked senders refill it before it writes. Each slot costs 80
 	// bytes per stream.
 	// Optional. Default value 8.
 	BufferSize int
@@ -211,7 +211,7 @@ func (config Config) withDefaults() (Config, error) {
 	case config.ShutdownRetry > MaxDelay:
 		return config, fmt.Errorf("echosse: ShutdownRetry must be at most %v (MaxDelay)", MaxDelay)
 	case config.BufferSize > MaxBufferSize:
-		return config, fmt.Errorf("echosse: BufferSize must be at most %d (88 bytes a slot, per stream)", MaxBufferSize)
+		return config, fmt.Errorf("echosse: BufferSize must be at most %d (80 bytes a slot, per stream)", MaxBufferSize)
 	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:
 		return config, errors.New("echosse: Overflow must be OverflowRetry or OverflowUnavailable")
 	case strings.ContainsAny(config.CloseEvent, "\r\n"):
