@@ -184,9 +184,8 @@ func newServer(cfg config) (*server, error) {
 	}}))
 	e.Use(middleware.BodyLimit("64K")) // a message is at most a few KB
 	e.Use(echosse.Middleware(echosse.Config{
-		PingInterval: 30 * time.Second, // under the 60 s idle limit of common proxies
-		Retry:        cfg.Retry,
-		Compress:     cfg.Compress,
+		Retry:    cfg.Retry,
+		Compress: cfg.Compress,
 	}))
 
 	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
