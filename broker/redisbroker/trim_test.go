@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -289,5 +290,90 @@ func TestHistoryBytesDefault(t *testing.T) {
 				t.Fatalf("%d events kept, counting %d bytes, MEMORY USAGE %d: want just under 4 MiB counted, 6 MiB held", n, held, mem)
 			}
 		})
+	}
+}
+
+// The property: whatever the sizes of the events and the bound, the topic
+// keeps exactly the newest events whose costs fit in it (none after an
+// event too big to keep), and a replay from any event published either
+// returns exactly every event after it or, when one of those is gone,
+// ErrGap.
+func TestPropertyHistoryBytesReplayIsExact(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	client := newClient(t, shared.Addr)
+	limit := int64(500 + rng.IntN(5000))
+	b, ch, _ := startBackend(t, client, Config{Prefix: testPrefix(t), HistoryBytes: limit})
+	ctx := context.Background()
+
+	type published struct {
+		id   string
+		cost int64
+	}
+	var all []published
+	var kept []int // indices into all: the model of the history
+	prev := "0"
+	for range 300 {
+		data := strings.Repeat("x", rng.IntN(int(limit)*3/2))
+		m := pub(t, b, "p", event.Event{Data: data})
+		upTo := receive(t, ch, 1)[0].Seq
+		// t, p, q and d: names, values (two Seqs), and 64.
+		c := int64(64 + 4 + len("p") + 2*len(prev) + len(data))
+		prev = m.Event.ID
+		all = append(all, published{m.Event.ID, c})
+		if c > limit {
+			kept = kept[:0]
+		} else {
+			kept = append(kept, len(all)-1)
+			var sum int64
+			for _, i := range kept {
+				sum += all[i].cost
+			}
+			for sum > limit {
+				sum -= all[kept[0]].cost
+				kept = kept[1:]
+			}
+		}
+
+		var want []string
+		for _, i := range kept {
+			want = append(want, all[i].id)
+		}
+		entries, err := client.XRange(ctx, b.keys.topic+"p", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			seq, err := parseEntryID(e.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, strconv.FormatUint(seq, 10))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %d events (bound %d): the topic keeps %q, want %q", len(all), limit, got, want)
+		}
+		for range 3 {
+			from := rng.IntN(len(all))
+			replayed, err := b.Replay(ctx, []string{"p"}, all[from].id, upTo)
+			gone := from+1 < len(all) && (len(kept) == 0 || kept[0] > from+1)
+			switch {
+			case gone && !errors.Is(err, broker.ErrGap):
+				t.Fatalf("after %d events (bound %d): replay from %d: got %q, %v, want ErrGap", len(all), limit, from, msgIDs(replayed), err)
+			case gone:
+			case err != nil:
+				t.Fatalf("after %d events (bound %d): replay from %d: %v", len(all), limit, from, err)
+			default:
+				var after []string
+				for _, p := range all[from+1:] {
+					after = append(after, p.id)
+				}
+				if !slices.Equal(msgIDs(replayed), after) {
+					t.Fatalf("after %d events (bound %d): replay from %d: got %q, want %q", len(all), limit, from, msgIDs(replayed), after)
+				}
+			}
+		}
 	}
 }
