@@ -190,8 +190,9 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 	if b.cfg.HistoryAge > 0 {
 		age = b.cfg.HistoryAge.Microseconds()
 	}
-	args := make([]any, 0, 5+10)
-	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, custom)
+	limit := max(b.cfg.HistoryBytes, -1)
+	args := make([]any, 0, 6+10)
+	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, custom)
 	args = eventFields(args, ev)
 	s, err := publishScript.Run(ctx, b.client,
 		[]string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic}, args...).Text()

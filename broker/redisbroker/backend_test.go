@@ -19,7 +19,7 @@ import (
 
 // startBackend starts a backend on the shared Redis (under prefix) whose
 // deliveries go to the returned channel, as a broker's would.
-func startBackend(t *testing.T, client *redis.Client, cfg Config) (*Backend, <-chan broker.Message, *errorLog) {
+func startBackend(t testing.TB, client *redis.Client, cfg Config) (*Backend, <-chan broker.Message, *errorLog) {
 	t.Helper()
 	errs := &errorLog{}
 	cfg.ErrorHandler = errs.handle
@@ -51,7 +51,7 @@ func receive(t *testing.T, ch <-chan broker.Message, n int) []broker.Message {
 	return out
 }
 
-func pub(t *testing.T, b *Backend, topic string, ev event.Event) broker.Message {
+func pub(t testing.TB, b *Backend, topic string, ev event.Event) broker.Message {
 	t.Helper()
 	m, err := b.Publish(context.Background(), topic, ev)
 	if err != nil {
@@ -112,7 +112,7 @@ func TestConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 				if b.cfg.Prefix != "echosse" || b.cfg.HistorySize != 1000 || b.cfg.HistoryAge != time.Hour ||
-					b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil {
+					b.cfg.HistoryBytes != 4<<20 || b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil {
 					t.Fatalf("defaults not filled: %+v", b.cfg)
 				}
 				return

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/event"
@@ -103,4 +106,81 @@ func benchLatency(b *testing.B, backend string, subscribers int) {
 	b.ReportMetric(us(samples[len(samples)/2]), "p50-µs")
 	b.ReportMetric(us(samples[len(samples)*99/100]), "p99-µs")
 	b.ReportMetric(us(samples[len(samples)-1]), "max-µs")
+}
+
+// BenchmarkMemory measures what Redis holds (figures quoted in the package
+// documentation; run it with -benchtime 10000x):
+//
+//   - topic: each iteration publishes one small event on a new topic;
+//     B/topic is the growth of INFO used_memory per topic, the topics hash
+//     and the log included.
+//   - event=N: each iteration publishes an event of N bytes of data on one
+//     topic, under the default HistoryBytes; counted-B/event is what the
+//     bound counts for each event kept, redis-B/event what MEMORY USAGE
+//     gives for the topic's stream per event kept.
+func BenchmarkMemory(b *testing.B) {
+	b.Run("topic", func(b *testing.B) {
+		client := newClient(b, shared.Addr)
+		backend := startDiscarding(b, client, Config{Prefix: testPrefix(b)})
+		pub(b, backend, "warm", event.Event{Data: "x"})
+		before := usedMemory(b, backend)
+		n := 0
+		for b.Loop() {
+			pub(b, backend, "user:"+strconv.Itoa(100000+n), event.Event{Data: `{"n":1}`})
+			n++
+		}
+		b.ReportMetric(float64(usedMemory(b, backend)-before)/float64(n), "B/topic")
+	})
+	for _, size := range []int{5, 100, 1000, 2000, 64 << 10} {
+		b.Run("event="+strconv.Itoa(size), func(b *testing.B) {
+			client := newClient(b, shared.Addr)
+			backend := startDiscarding(b, client, Config{Prefix: testPrefix(b), HistorySize: 100000})
+			data := strings.Repeat("x", size)
+			for b.Loop() {
+				pub(b, backend, "a", event.Event{Data: data})
+			}
+			held, kept := heldBytes(b, backend, "a")
+			mem, err := client.MemoryUsage(context.Background(), backend.keys.topic+"a", 0).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(held)/float64(kept), "counted-B/event")
+			b.ReportMetric(float64(mem)/float64(kept), "redis-B/event")
+		})
+	}
+}
+
+// startDiscarding starts a backend that delivers to nobody, closed when
+// the benchmark ends.
+func startDiscarding(tb testing.TB, client *redis.Client, cfg Config) *Backend {
+	tb.Helper()
+	backend, err := New(client, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := backend.Start(func(broker.Message) {}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { backend.Close() })
+	return backend
+}
+
+// usedMemory returns INFO used_memory of b's Redis.
+func usedMemory(tb testing.TB, b *Backend) int64 {
+	tb.Helper()
+	info, err := b.client.Info(context.Background(), "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return n
+		}
+	}
+	tb.Fatal("INFO memory has no used_memory")
+	return 0
 }

@@ -33,10 +33,26 @@ type Config struct {
 	// Optional. Default value 1 hour.
 	HistoryAge time.Duration
 
+	// HistoryBytes bounds the bytes each topic's history holds: once more,
+	// Publish drops its oldest events (a client that missed them gets
+	// broker.ErrGap, as with the other limits); an event bigger than that
+	// is delivered to every process's subscribers but not kept, and the
+	// topic's history is emptied. An event counts the bytes of its
+	// entry's field values and names (the topic's name, the event's ID,
+	// Type, Data, Retry and Comment, and the Seqs it links to: what
+	// Redis stores for it), plus 64 bytes. A negative value sets no byte
+	// limit per topic. What Redis holds for an event and a topic is
+	// measured in the package documentation (section Memory): between
+	// half and one and a half times what is counted, and at least about
+	// 4.4 KiB per topic.
+	// Optional. Default value 4 MiB.
+	HistoryBytes int64
+
 	// LogSize is about how many events the log of all topics keeps (XADD
-	// MAXLEN ~). Each process reads new events from that log; one that
-	// falls further behind (cut off from Redis while others publish)
-	// fetches what the log lost from the topics' histories.
+	// MAXLEN ~), whatever their size: lower it when events are large.
+	// Each process reads new events from that log; one that falls further
+	// behind (cut off from Redis while others publish) fetches what the
+	// log lost from the topics' histories.
 	// Optional. Default value 10000.
 	LogSize int
 
@@ -65,6 +81,7 @@ var DefaultConfig = Config{
 	Prefix:       "echosse",
 	HistorySize:  1000,
 	HistoryAge:   time.Hour,
+	HistoryBytes: 4 << 20,
 	LogSize:      10000,
 	MinBackoff:   100 * time.Millisecond,
 	MaxBackoff:   2 * time.Second,
@@ -107,6 +124,9 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.HistoryAge == 0 {
 		config.HistoryAge = d.HistoryAge
+	}
+	if config.HistoryBytes == 0 {
+		config.HistoryBytes = d.HistoryBytes
 	}
 	if config.LogSize == 0 {
 		config.LogSize = d.LogSize

@@ -22,8 +22,9 @@
 //
 // Publish runs one Lua script, which Redis runs atomically: it assigns the
 // message's Seq, appends the message (XADD) to its topic's stream, trimmed
-// to Config.HistorySize (MAXLEN) and Config.HistoryAge (MINID), and to one
-// log stream of all topics, trimmed to about Config.LogSize. Seq is the
+// to Config.HistorySize (MAXLEN), Config.HistoryAge (MINID) and
+// Config.HistoryBytes (the oldest entries, with MINID), and to one log
+// stream of all topics, trimmed to about Config.LogSize. Seq is the
 // Redis server's clock in microseconds, or one more than the previous Seq
 // when that is not less; written in decimal it is the event's ID, the same
 // in every process. Every process reads the log with one blocking XREAD on
@@ -55,6 +56,44 @@
 // in [Backend.Stats]. For nothing accepted to survive a restart of Redis
 // itself, run Redis with an append-only file (appendonly yes, appendfsync
 // always or everysec).
+//
+// # Memory
+//
+// Config.HistoryBytes bounds what each topic's history counts: for each
+// event, the bytes of its entry's fields plus 64; an event of D bytes of
+// data and no ID, type or comment, on a topic whose name has T bytes,
+// counts D + T + 100 (its two Seqs, the field names, and the 64).
+// Redis holds somewhat less or more than that, as BenchmarkMemory
+// measures (Redis 7.0, its default stream-node-max-bytes 4096 and
+// stream-node-max-entries 100; redis-B/event is MEMORY USAGE of the stream
+// per event):
+//
+//	data       counted  Redis holds
+//	5 B          106 B     50 B   100 small entries share a node, Seqs delta-encoded
+//	100 B        201 B    159 B
+//	1000 B      1101 B   1432 B   whole entries fill 4 KiB nodes
+//	2000 B      2101 B   3061 B   one entry to a 4 KiB node: about the worst, 1.5x
+//	64 KiB     65637 B  82450 B   one node each, rounded up by the allocator
+//
+// so a topic at the default 4 MiB takes between 2 and 6 MiB of Redis's
+// memory. A topic of a few small events costs about 4.4 KiB all the same,
+// for as long as its stream exists (until Trim finds it empty): Redis
+// preallocates each stream's first node at stream-node-max-bytes, at most
+// 4096 bytes. With one small
+// event each, 10,000 topics grow INFO used_memory by 4,508 bytes per
+// topic (the stream, its field in the topics hash, its entry in the log),
+// so 100,000 topics hold about 430 MiB, almost all of it those nodes,
+// until HistoryAge lets Trim drop them. Setting stream-node-max-bytes to
+// 512 on the Redis server cuts that to about 900 bytes a topic, but a
+// history of events of 100 bytes then takes 2.5 times the memory (fewer
+// entries to a node): lower it for many topics of few events, not for few
+// topics of many.
+//
+// The log is bounded in events only: it holds about Config.LogSize events
+// of every topic, whatever their size (10,000 events of 64 KiB take about
+// 800 MB); lower LogSize when events are large. Replay never reads the log,
+// and a process that falls behind what it keeps catches up from the
+// histories, told of what they no longer have ([ErrLost]).
 //
 // # Keys
 //

@@ -29,11 +29,17 @@ import "github.com/redis/go-redis/v9"
 //	d  the data, if not nil
 //	r  the retry delay in nanoseconds, if not zero
 //	c  the comment, if any
+//	b  in its topic's stream: the bytes the topic's history counted up to
+//	   and including it (see cost in luaHelpers), since the stream was
+//	   made; the history holds the difference between its last entry's
+//	   and the bytes counted before its first, whatever trimmed it
 
 // luaHelpers is the start of every script. id turns a Seq, a string of
 // digits, into its entry ID; Lua's numbers are doubles, exact for the Seqs
 // of the next two centuries (below 2^53 microseconds), but division is
-// not, so it splits the digits. num writes a number as its digits.
+// not, so it splits the digits. num writes a number as its digits. cost
+// is the bytes Config.HistoryBytes counts for an entry's fields (those of
+// field b aside), and before the bytes its topic counted before entry e.
 const luaHelpers = `
 local function id(s)
   if #s <= 3 then return '0-' .. tonumber(s) end
@@ -45,6 +51,16 @@ local function field(fields, name)
     if fields[i] == name then return fields[i + 1] end
   end
 end
+local function cost(fields)
+  local n = 64
+  for i = 1, #fields, 2 do
+    if fields[i] ~= 'b' then n = n + #fields[i] + #fields[i + 1] end
+  end
+  return n
+end
+local function before(e)
+  return (tonumber(field(e[2], 'b')) or 0) - cost(e[2])
+end
 `
 
 // publishScript assigns the next Seq and appends the message to its topic
@@ -53,10 +69,20 @@ end
 // increasing, the same for every process, never reused even if Redis
 // loses its data, and it says when the message was published.
 //
+// The topic's stream is trimmed by age (MINID), by count (MAXLEN), then
+// by bytes: while the bytes it counts exceed HistoryBytes, its oldest
+// entries go (it reads them from the oldest in batches of 1, 2, 4, ...
+// 128 until it finds the first to keep: at most twice as many as it
+// drops, and one more, so a publish costs O(1) amortised); a
+// message bigger than HistoryBytes goes to the log only, and the stream is
+// deleted. Every trim takes the oldest entries, and field q of the next
+// one, or the topics hash, still names the message before, so Replay's
+// gap check stays exact.
+//
 // KEYS: seq, base, topics, forgot, ids, log, the topic's stream.
 // ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
-// that goes back before 1970 trims nothing), LogSize,
-// the caller-set ID ("" if none), then the entry's event fields.
+// that goes back before 1970 trims nothing), LogSize, HistoryBytes (-1:
+// none), the caller-set ID ("" if none), then the entry's event fields.
 // Returns the Seq.
 var publishScript = redis.NewScript(luaHelpers + `
 local t = redis.call('TIME')
@@ -72,16 +98,40 @@ end
 local s = num(seq)
 local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or '0'
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
-for i = 6, #ARGV do entry[#entry + 1] = ARGV[i] end
+for i = 7, #ARGV do entry[#entry + 1] = ARGV[i] end
 local age = tonumber(ARGV[3])
 if age > 0 and now - age > 0 then
   redis.call('XTRIM', KEYS[7], 'MINID', id(num(now - age)))
 end
-redis.call('XADD', KEYS[7], 'MAXLEN', ARGV[2], id(s), unpack(entry))
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], id(s), unpack(entry))
+local limit, c = tonumber(ARGV[5]), cost(entry)
+if limit >= 0 and c > limit then
+  redis.call('DEL', KEYS[7])
+else
+  local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
+  local total = c
+  if #last > 0 then total = total + (tonumber(field(last[1][2], 'b')) or 0) end
+  entry[#entry + 1] = 'b'
+  entry[#entry + 1] = num(total)
+  redis.call('XADD', KEYS[7], 'MAXLEN', ARGV[2], id(s), unpack(entry))
+  local from, n = '-', 1
+  while limit >= 0 do
+    local batch = redis.call('XRANGE', KEYS[7], from, '+', 'COUNT', n)
+    if #batch == 0 then break end
+    local keep
+    for _, e in ipairs(batch) do
+      if total - before(e) <= limit then keep = e[1] break end
+    end
+    if keep then
+      if keep ~= batch[1][1] or from ~= '-' then redis.call('XTRIM', KEYS[7], 'MINID', keep) end
+      break
+    end
+    from, n = '(' .. batch[#batch][1], math.min(n * 2, 128)
+  end
+end
 redis.call('HSET', KEYS[3], ARGV[1], s)
 redis.call('SET', KEYS[1], s)
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], s, ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], s, ARGV[6]) end
 return s
 `)
 
