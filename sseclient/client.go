@@ -94,7 +94,9 @@ func Transient(code int) bool {
 // the reconnection time (the "retry" field, or Retry) and sends req again
 // with a Last-Event-ID header carrying the last event ID the stream set, or
 // none if that is empty. A Last-Event-ID header on req itself is the ID the
-// first request resumes from. Each request also carries
+// first request resumes from. (HTTP drops spaces and tabs at a header
+// value's ends, so an ID with them goes back without them, as from a
+// browser.) Each request also carries
 // "Accept: text/event-stream" and "Cache-Control: no-store" unless req sets
 // them.
 //
