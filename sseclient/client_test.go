@@ -123,4 +123,3 @@ func TestSpecVectors(t *testing.T) {
 		}
 	}
 }
-
