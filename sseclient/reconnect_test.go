@@ -162,7 +162,9 @@ func TestReconnectLastEventID(t *testing.T) {
 		case 1:
 			w.Write([]byte("id: a\ndata: 1\n\ndata: 2\n\n"))
 		case 2:
-			w.Write([]byte("id\ndata: 3\n\n")) // resets the ID
+			// The ID carries over from the last connection, until this
+			// one resets it.
+			w.Write([]byte("data: 2b\n\nid\ndata: 3\n\n"))
 		case 3:
 			w.Write([]byte("id: b\ndata: 4\n\nid: c\ndata: never ended\n"))
 		}
@@ -171,7 +173,7 @@ func TestReconnectLastEventID(t *testing.T) {
 	req := get(t, srv.URL)
 	req.Header.Set("Last-Event-ID", "start")
 	evs, err := collect(t, c, req, 10*time.Second)
-	want := []got{{"message", "1", "a"}, {"message", "2", "a"}, {"message", "3", ""}, {"message", "4", "b"}}
+	want := []got{{"message", "1", "a"}, {"message", "2", "a"}, {"message", "2b", "a"}, {"message", "3", ""}, {"message", "4", "b"}}
 	if fmt.Sprintf("%q", evs) != fmt.Sprintf("%q", want) {
 		t.Errorf("\ngot  %q\nwant %q", evs, want)
 	}
