@@ -3,6 +3,7 @@ package event
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"time"
 	"unicode/utf8"
@@ -24,7 +25,18 @@ import (
 //
 // A Decoder buffers its input, so it may read past the last event it returns.
 type Decoder struct {
+	// MaxEventSize, when positive, bounds the size of the event being read:
+	// the bytes of its data and type so far plus those of the line being
+	// read, field name included (comments before it and earlier events do
+	// not count). Past it, Decode returns
+	// [ErrEventTooLarge], and so does every later call: the stream cannot be
+	// resynchronised, and an event is never cut short and dispatched.
+	// Optional. Default value 0 (no bound).
+	MaxEventSize int
+
 	r      *bufio.Reader
+	err    error // sticky: ErrEventTooLarge
+	typStr string
 	line   []byte
 	data   []byte
 	typ    []byte
@@ -34,6 +46,10 @@ type Decoder struct {
 	bom    bool // the start of the stream was checked for a BOM
 	skipLF bool // the last line ended with CR, so a LF next is part of it
 }
+
+// ErrEventTooLarge is returned by [Decoder.Decode] for an event longer than
+// [Decoder.MaxEventSize].
+var ErrEventTooLarge = errors.New("event: event is longer than MaxEventSize")
 
 // NewDecoder returns a Decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
@@ -49,26 +65,44 @@ func NewDecoder(r io.Reader) *Decoder {
 // At the end of the stream Decode returns io.EOF, and discards an event
 // whose empty line never came.
 func (d *Decoder) Decode() (Event, error) {
+	if d.err != nil {
+		return Event{}, d.err
+	}
 	for {
 		line, err := d.readLine()
 		if err != nil {
 			// At the end of the stream, a line that never ended and
 			// the event it belongs to are dropped.
+			if err == ErrEventTooLarge {
+				d.err = err
+			}
 			return Event{}, err
 		}
 		if len(line) > 0 {
 			d.field(line)
+			d.line = d.line[:0] // now in data or type, if anywhere
+			if d.tooLarge(0) {
+				d.err = ErrEventTooLarge
+				return Event{}, d.err
+			}
 			continue
 		}
-		// An empty line: dispatch.
-		d.lastID = string(d.idBuf)
+		// An empty line: dispatch. The ID and type strings are made
+		// again only when they change, since most streams repeat them
+		// or leave them unset.
+		if string(d.idBuf) != d.lastID {
+			d.lastID = string(d.idBuf)
+		}
 		if len(d.data) == 0 {
 			d.typ = d.typ[:0]
 			continue
 		}
 		ev := Event{ID: d.lastID, Type: "message", Retry: d.retry}
 		if len(d.typ) > 0 {
-			ev.Type = replaceInvalid(d.typ)
+			if string(d.typ) != d.typStr {
+				d.typStr = replaceInvalid(d.typ)
+			}
+			ev.Type = d.typStr
 		}
 		ev.Data = replaceInvalid(d.data[:len(d.data)-1])
 		d.data, d.typ = d.data[:0], d.typ[:0]
@@ -80,8 +114,36 @@ func (d *Decoder) Decode() (Event, error) {
 // the Last-Event-ID header if it reconnected now.
 func (d *Decoder) LastEventID() string { return d.lastID }
 
-// Retry returns the reconnection time the stream last set, or zero.
+// Retry returns the reconnection time the stream last set, or zero (or the
+// value given to [Decoder.SetRetry]).
 func (d *Decoder) Retry() time.Duration { return d.retry }
+
+// SetLastEventID sets the last event ID string, as if the stream had started
+// with an "id" field carrying id: the events that follow report it until the
+// stream sets another. A client that reconnects with a Last-Event-ID header
+// starts its new stream's Decoder from the ID it sent. Bytes that are not
+// UTF-8 become U+FFFD; an id containing NUL is ignored, as the field would be.
+func (d *Decoder) SetLastEventID(id string) {
+	if bytes.IndexByte([]byte(id), 0) >= 0 {
+		return
+	}
+	d.idBuf = append(d.idBuf[:0], id...)
+	if !utf8.Valid(d.idBuf) {
+		d.idBuf = []byte(replaceInvalid(d.idBuf))
+	}
+	d.lastID = string(d.idBuf)
+}
+
+// SetRetry sets the reconnection time, as if the stream had started with a
+// "retry" field: events report it until the stream sets another. A client
+// that reconnects starts its new stream's Decoder from the time it waited.
+func (d *Decoder) SetRetry(retry time.Duration) { d.retry = retry }
+
+// tooLarge reports whether the event being read, with n more bytes of its
+// current line, is past MaxEventSize.
+func (d *Decoder) tooLarge(n int) bool {
+	return d.MaxEventSize > 0 && len(d.data)+len(d.typ)+len(d.line)+n > d.MaxEventSize
+}
 
 // field processes one non-empty line.
 func (d *Decoder) field(line []byte) {
@@ -160,6 +222,13 @@ func (d *Decoder) readLine() ([]byte, error) {
 			}
 		}
 		i := bytes.IndexAny(buf, "\r\n")
+		n := i
+		if n < 0 {
+			n = len(buf)
+		}
+		if d.tooLarge(n) {
+			return nil, ErrEventTooLarge
+		}
 		if i < 0 {
 			d.line = append(d.line, buf...)
 			d.r.Discard(len(buf))

@@ -580,3 +580,109 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestDecodeSetLastEventIDAndRetry(t *testing.T) {
+	t.Parallel()
+	for _, r := range readers {
+		d := event.NewDecoder(r.wrap(strings.NewReader("data: a\n\nretry: 7\nid: 2\ndata: b\n\nid:\ndata: c\n\n")))
+		d.SetLastEventID("1")
+		d.SetRetry(time.Second)
+		if d.LastEventID() != "1" || d.Retry() != time.Second {
+			t.Fatalf("%s: LastEventID %q, Retry %v; want %q, 1s", r.name, d.LastEventID(), d.Retry(), "1")
+		}
+		var got []seen
+		for {
+			e, err := d.Decode()
+			if err != nil {
+				break
+			}
+			got = append(got, seenFrom(t, e))
+		}
+		want := []seen{
+			{Type: "message", Data: "a", ID: "1", Retry: time.Second},
+			{Type: "message", Data: "b", ID: "2", Retry: 7 * time.Millisecond},
+			{Type: "message", Data: "c", ID: "", Retry: 7 * time.Millisecond},
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Errorf("%s:\ngot  %q\nwant %q", r.name, got, want)
+		}
+	}
+	d := event.NewDecoder(strings.NewReader(""))
+	d.SetLastEventID("a\x00")
+	if d.LastEventID() != "" {
+		t.Errorf("an ID with NUL: got %q, want it ignored", d.LastEventID())
+	}
+	d.SetLastEventID("a\xffb")
+	if d.LastEventID() != "a\ufffdb" {
+		t.Errorf("an ID that is not UTF-8: got %q, want %q", d.LastEventID(), "a\ufffdb")
+	}
+}
+
+func TestDecodeMaxEventSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		give    string
+		max     int
+		want    []seen
+		wantErr error
+	}{
+		{"fits exactly", "data: 12345\n\n", 11, []seen{{Type: "message", Data: "12345"}}, io.EOF},
+		{"data over", "data: 123456\n\n", 11, nil, event.ErrEventTooLarge},
+		{"many data lines over", "data: 12\ndata: 12\ndata: 12\n\n", 12, nil, event.ErrEventTooLarge},
+		{"a line that never ends", "data: " + strings.Repeat("x", 1000), 100, nil, event.ErrEventTooLarge},
+		{"the limit is per event", "data: 1234\n\ndata: 1234\n\ndata: 123456789\n\n", 12,
+			[]seen{{Type: "message", Data: "1234"}, {Type: "message", Data: "1234"}}, event.ErrEventTooLarge},
+		{"comments do not count", ": " + strings.Repeat("x", 3) + "\n: yyy\ndata: 1\n\n", 8, []seen{{Type: "message", Data: "1"}}, io.EOF},
+		{"zero is no bound", "data: " + strings.Repeat("x", 1000) + "\n\n", 0, []seen{{Type: "message", Data: strings.Repeat("x", 1000)}}, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, r := range readers {
+				d := event.NewDecoder(r.wrap(strings.NewReader(tt.give)))
+				d.MaxEventSize = tt.max
+				var got []seen
+				var err error
+				for {
+					var e event.Event
+					if e, err = d.Decode(); err != nil {
+						break
+					}
+					got = append(got, seenFrom(t, e))
+				}
+				if err != tt.wantErr {
+					t.Errorf("%s: got error %v, want %v", r.name, err, tt.wantErr)
+				}
+				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+					t.Errorf("%s:\ngot  %q\nwant %q", r.name, got, tt.want)
+				}
+				if tt.wantErr != io.EOF {
+					if _, err := d.Decode(); err != tt.wantErr {
+						t.Errorf("%s: the error is not sticky: got %v", r.name, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// An event whose ID and type repeat the last ones costs its data string and
+// the interface holding it, nothing more.
+func TestDecodeAllocs(t *testing.T) {
+	var stream []byte
+	for range 100 {
+		stream = append(stream, "event: quote\nid: 7\ndata: {\"price\":17}\n\n"...)
+	}
+	r := bytes.NewReader(stream)
+	d := event.NewDecoder(r)
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, err := d.Decode(); err != nil {
+			r.Reset(stream)
+			d = event.NewDecoder(r)
+		}
+	})
+	if allocs > 2.5 {
+		t.Errorf("got %.1f allocations per event, want at most 2", allocs)
+	}
+}
