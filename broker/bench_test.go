@@ -216,23 +216,17 @@ func subscribers(br *Broker) int {
 // small event each, and per event when one topic holds 100 events of
 // 64 KiB (B/event, and that over the payload: payload-ratio).
 func BenchmarkHistoryMemory(b *testing.B) {
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 	ctx := context.Background()
 	b.Run("topics=100000", func(b *testing.B) {
 		for range b.N {
-			before := heap()
+			before := liveHeap()
 			br, _ := newBroker(b, Config{SlowClient: SlowClientDrop})
 			for i := range 100000 {
 				if _, err := br.Publish(ctx, "topic-"+strconv.Itoa(i), benchEvent); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(heap()-before)/100000, "B/topic")
+			b.ReportMetric(float64(liveHeap()-before)/100000, "B/topic")
 			runtime.KeepAlive(br)
 			br.Close()
 		}
@@ -240,7 +234,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 	b.Run("events=100x64KiB", func(b *testing.B) {
 		payload := strings.Repeat("x", 64<<10)
 		for range b.N {
-			before := heap()
+			before := liveHeap()
 			br, _ := newBroker(b, Config{HistorySize: 100, HistoryBytes: 1 << 30})
 			for range 100 {
 				// A []byte the caller may reuse, as from a buffer pool.
@@ -248,7 +242,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			per := float64(heap()-before) / 100
+			per := float64(liveHeap()-before) / 100
 			b.ReportMetric(per, "B/event")
 			b.ReportMetric(per/float64(len(payload)), "payload-ratio")
 			runtime.KeepAlive(br)

@@ -740,15 +740,9 @@ func TestTrimByBytesKeepsReplayExact(t *testing.T) {
 // events of 64 KiB: about their payload, not twice (the data and its wire
 // form), and not the caller's buffer, which it may reuse.
 func TestHistoryHoldsAboutItsPayload(t *testing.T) {
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 	payload := bytes.Repeat([]byte("x"), 64<<10)
 	const n = 50
-	before := heap()
+	before := liveHeap()
 	b, _ := newBroker(t, Config{HistoryBytes: -1})
 	buf := make([]byte, len(payload))
 	for range n {
@@ -757,7 +751,7 @@ func TestHistoryHoldsAboutItsPayload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held := float64(heap()-before) / (n * float64(len(payload)))
+	held := float64(liveHeap()-before) / (n * float64(len(payload)))
 	runtime.KeepAlive(b)
 	if held > 1.5 {
 		t.Fatalf("the history holds %.2fx its payload, want about 1x", held)

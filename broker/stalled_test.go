@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +53,7 @@ func TestStalledClientsShareLargeEvents(t *testing.T) {
 	defer healthy.close()
 	eventually(t, "every stream subscribed", func() bool { return b.Stats().Subscribers == n+1 })
 
-	runtime.GC()
-	before := heapInUse()
+	before := liveHeap()
 	data := strings.Repeat("x", size)
 	start := time.Now()
 	var slowest time.Duration
@@ -71,18 +69,11 @@ func TestStalledClientsShareLargeEvents(t *testing.T) {
 		slowest = max(slowest, time.Since(sent))
 	}
 	time.Sleep(500 * time.Millisecond) // every stalled pump reaches its blocked write
-	runtime.GC()
-	after := heapInUse()
+	after := liveHeap()
 	perStream := float64(after-before) / float64(n)
-	t.Logf("%d stalled streams, %d events of %d KiB: heap in use %d -> %d MiB (%.0f KiB per stalled stream; the history holds %d MiB); the reading client's slowest event took %v, all %v",
+	t.Logf("%d stalled streams, %d events of %d KiB: live heap %d -> %d MiB (%.0f KiB per stalled stream; the history holds %d MiB); the reading client's slowest event took %v, all %v",
 		n, events, size>>10, before>>20, after>>20, perStream/1024, events*size>>20, slowest.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if history := float64(events * size); float64(after-before) > history+float64(n*64<<10) {
 		t.Errorf("heap grew by %d MiB for %d stalled streams: more than the history (%d MiB) and 64 KiB per stream", (after-before)>>20, n, events*size>>20)
 	}
-}
-
-func heapInUse() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
 }
