@@ -96,8 +96,10 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 					if msg.Seq <= last {
 						continue
 					}
-					deliver(msg)
+					// Counted first: whoever has seen the event
+					// sees it counted in Stats.
 					b.deliveredN.Add(1)
+					deliver(msg)
 					last = msg.Seq
 				}
 			}
@@ -216,8 +218,8 @@ func (b *Backend) catchUp(ctx context.Context, deliver func(broker.Message), las
 		if f.prev != *last { // the message before it is in neither
 			b.reportLost(*last, f.msg.Seq)
 		}
+		b.deliveredN.Add(1) // first, as above
 		deliver(f.msg)
-		b.deliveredN.Add(1)
 		b.recovered.Add(1)
 		*last = f.msg.Seq
 	}
