@@ -86,6 +86,16 @@ func (set *serverStreams) shutdown() {
 	}
 }
 
+// told returns once a shutdown of set under way, if any, has cancelled
+// every stream's context: the shutdown holds set.mu until then. set may be
+// nil (a stream served without an http.Server).
+func (set *serverStreams) told() {
+	if set != nil {
+		set.mu.Lock()
+		set.mu.Unlock() // an empty critical section: a barrier
+	}
+}
+
 // shutdownFrame returns what a stream writes when its server shuts down:
 // the close event, or a retry hint when Config.ShutdownRetry is set.
 func (h *hub) shutdownFrame() []byte {

@@ -282,7 +282,12 @@ func (s *Stream) AfterFunc(f func()) (stop func() bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.canceled {
-		go f()
+		go func() {
+			// Not before a server shutdown under way has told every
+			// stream of it (see serverStreams.shutdown).
+			s.server.told()
+			f()
+		}()
 		return func() bool { return false }
 	}
 	a := &afterFunc{f: f}
