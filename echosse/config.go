@@ -1,18 +1,16 @@
 package echosse
 
 import (
-	"errors"
-	"fmt"
-	"runtime"
-	"strings"
 	"time"
 
+	"github.com/echosse/echo-sse/sse"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
 
 // Config defines the config for the [Middleware]. The zero value of every
-// field means its default.
+// field means its default. Its fields are [sse.Config]'s, with Echo's
+// Skipper and an ErrorHandler given the echo.Context.
 type Config struct {
 	// Skipper defines a function to skip middleware.
 	// Optional. Default value middleware.DefaultSkipper.
@@ -140,21 +138,21 @@ type Config struct {
 }
 
 // Overflow says how the middleware answers a request that would exceed
-// Config.MaxClients.
-type Overflow int
+// Config.MaxClients: [OverflowRetry] or [OverflowUnavailable].
+type Overflow = sse.Overflow
 
 const (
 	// OverflowRetry answers 200 with an event stream that holds only a
 	// "retry" field (RetryAfter plus jitter) and ends. A browser's
 	// EventSource comes back after that delay. This is the default, because
 	// a browser gives up for good on any status other than 200.
-	OverflowRetry Overflow = iota
+	OverflowRetry = sse.OverflowRetry
 
 	// OverflowUnavailable answers 503 Service Unavailable with a Retry-After
 	// header (RetryAfter plus jitter, in whole seconds), through Echo's
 	// error handler. Use it for clients that honour Retry-After; a browser's
 	// EventSource does not reconnect after it.
-	OverflowUnavailable
+	OverflowUnavailable = sse.OverflowUnavailable
 )
 
 // Bounds of [Config] fields: [Config.ToMiddleware] refuses larger values.
@@ -162,91 +160,45 @@ const (
 	// MaxDelay bounds Retry, RetryAfter and ShutdownRetry: a day is
 	// longer than any client should be told to wait, and keeps the jitter
 	// added to them far from overflowing.
-	MaxDelay = 24 * time.Hour
+	MaxDelay = sse.MaxDelay
 
 	// MaxBufferSize bounds BufferSize.
-	MaxBufferSize = 1 << 16
+	MaxBufferSize = sse.MaxBufferSize
 )
 
 // DefaultConfig is the default configuration of the [Middleware].
 var DefaultConfig = Config{
-	Skipper:      middleware.DefaultSkipper,
-	MaxClients:   10000,
-	PingInterval: 25 * time.Second,
-	CloseEvent:   "close",
-	BufferSize:   8,
-	WriteTimeout: 30 * time.Second,
-	Overflow:     OverflowRetry,
-	RetryAfter:   5 * time.Second,
-	CompressIdle: time.Second,
-	// Compressing is CPU work: more than a few per core gain nothing.
-	MaxCompressors: max(8, 4*runtime.GOMAXPROCS(0)),
+	Skipper:        middleware.DefaultSkipper,
+	MaxClients:     sse.DefaultConfig.MaxClients,
+	PingInterval:   sse.DefaultConfig.PingInterval,
+	CloseEvent:     sse.DefaultConfig.CloseEvent,
+	BufferSize:     sse.DefaultConfig.BufferSize,
+	WriteTimeout:   sse.DefaultConfig.WriteTimeout,
+	Overflow:       sse.DefaultConfig.Overflow,
+	RetryAfter:     sse.DefaultConfig.RetryAfter,
+	CompressIdle:   sse.DefaultConfig.CompressIdle,
+	MaxCompressors: sse.DefaultConfig.MaxCompressors,
 	ErrorHandler:   logError,
 }
 
 func logError(c echo.Context, err error) { c.Logger().Error(err) }
 
-// withDefaults returns config with its zero fields filled from DefaultConfig,
-// or an error naming the first invalid field.
-func (config Config) withDefaults() (Config, error) {
-	switch {
-	case config.MaxClients < 0:
-		return config, errors.New("echosse: MaxClients must not be negative (0 means the default, 10000)")
-	case config.BufferSize < 0:
-		return config, errors.New("echosse: BufferSize must not be negative (0 means the default, 8)")
-	case config.Retry < 0:
-		return config, errors.New("echosse: Retry must not be negative (0 means not sent)")
-	case config.ShutdownRetry < 0:
-		return config, errors.New("echosse: ShutdownRetry must not be negative (0 means send the close event)")
-	case config.MaxCompressors < 0:
-		return config, errors.New("echosse: MaxCompressors must not be negative (0 means the default, 4 × GOMAXPROCS)")
-	case config.CompressIdle < 0:
-		return config, errors.New("echosse: CompressIdle must not be negative (0 means the default, 1s)")
-	case config.RetryAfter < 0:
-		return config, errors.New("echosse: RetryAfter must not be negative (0 means the default, 5s)")
-	case config.Retry > MaxDelay:
-		return config, fmt.Errorf("echosse: Retry must be at most %v (MaxDelay)", MaxDelay)
-	case config.RetryAfter > MaxDelay:
-		return config, fmt.Errorf("echosse: RetryAfter must be at most %v (MaxDelay)", MaxDelay)
-	case config.ShutdownRetry > MaxDelay:
-		return config, fmt.Errorf("echosse: ShutdownRetry must be at most %v (MaxDelay)", MaxDelay)
-	case config.BufferSize > MaxBufferSize:
-		return config, fmt.Errorf("echosse: BufferSize must be at most %d (80 bytes a slot, per stream)", MaxBufferSize)
-	case config.Overflow != OverflowRetry && config.Overflow != OverflowUnavailable:
-		return config, errors.New("echosse: Overflow must be OverflowRetry or OverflowUnavailable")
-	case strings.ContainsAny(config.CloseEvent, "\r\n"):
-		return config, errors.New("echosse: CloseEvent must not contain CR or LF")
+// core returns the core's configuration for config's fields but Skipper
+// and ErrorHandler, which the middleware keeps.
+func (config Config) core() sse.Config {
+	return sse.Config{
+		MaxClients:     config.MaxClients,
+		PingInterval:   config.PingInterval,
+		CloseEvent:     config.CloseEvent,
+		MatchQuery:     config.MatchQuery,
+		BufferSize:     config.BufferSize,
+		WriteTimeout:   config.WriteTimeout,
+		Retry:          config.Retry,
+		Overflow:       config.Overflow,
+		RetryAfter:     config.RetryAfter,
+		ShutdownRetry:  config.ShutdownRetry,
+		Compress:       config.Compress,
+		CompressIdle:   config.CompressIdle,
+		MaxCompressors: config.MaxCompressors,
 	}
-	d := DefaultConfig
-	if config.Skipper == nil {
-		config.Skipper = d.Skipper
-	}
-	if config.MaxClients == 0 {
-		config.MaxClients = d.MaxClients
-	}
-	if config.PingInterval == 0 {
-		config.PingInterval = d.PingInterval
-	}
-	if config.CloseEvent == "" {
-		config.CloseEvent = d.CloseEvent
-	}
-	if config.BufferSize == 0 {
-		config.BufferSize = d.BufferSize
-	}
-	if config.WriteTimeout == 0 {
-		config.WriteTimeout = d.WriteTimeout
-	}
-	if config.RetryAfter == 0 {
-		config.RetryAfter = d.RetryAfter
-	}
-	if config.CompressIdle == 0 {
-		config.CompressIdle = d.CompressIdle
-	}
-	if config.MaxCompressors == 0 {
-		config.MaxCompressors = d.MaxCompressors
-	}
-	if config.ErrorHandler == nil {
-		config.ErrorHandler = d.ErrorHandler
-	}
-	return config, nil
 }

@@ -1,25 +1,31 @@
 package echosse
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/echosse/echo-sse/sse"
+)
 
 // Errors [Open] returns, each inside an *echo.HTTPError whose status Echo's
 // error handler sends if the handler returns it. Match them with errors.Is.
+// They are the core's ([sse.ErrNotRequested] and so on), the same values
+// whichever door opened the stream.
 var (
 	// ErrNoMiddleware: Open was called for a request that did not pass
 	// through [Middleware], or that its Skipper skipped. Answered 500.
-	ErrNoMiddleware = errors.New("echosse: Open needs echosse.Middleware in front of the handler (missing, or skipped by its Skipper)")
+	ErrNoMiddleware = sse.ErrNoMiddleware
 
 	// ErrNotRequested: Config.MatchQuery is set and the query string lacks
 	// it; handle the request as an ordinary one. Answered 400.
-	ErrNotRequested = errors.New("echosse: the request does not ask for an event stream")
+	ErrNotRequested = sse.ErrNotRequested
 
 	// ErrTooManyClients: Config.MaxClients streams are open. The middleware
 	// answers as Config.Overflow says when the handler returns this error.
-	ErrTooManyClients = errors.New("echosse: too many clients")
+	ErrTooManyClients = sse.ErrTooManyClients
 
 	// ErrRequestBody: a GET or HEAD stream request carries a body.
 	// Answered 400.
-	ErrRequestBody = errors.New("echosse: a GET or HEAD stream request must not have a body")
+	ErrRequestBody = sse.ErrRequestBody
 
 	// ErrBadLastEventID is no longer returned.
 	//
@@ -33,23 +39,23 @@ var (
 	// ErrFlushUnsupported: the response writer cannot flush, so events would
 	// not reach the client; a middleware in front wraps the writer without
 	// Flush or Unwrap. Answered 500, before any header is written.
-	ErrFlushUnsupported = errors.New("echosse: the response writer does not support flushing")
+	ErrFlushUnsupported = sse.ErrFlushUnsupported
 
 	// ErrWriterWrapped: a middleware that runs after [Middleware] replaced
 	// the response writer (Echo's Gzip, say). It would finish the response
 	// when the handler returns, while the stream still writes. Register it
 	// before echosse.Middleware. Answered 500.
-	ErrWriterWrapped = errors.New("echosse: the response writer was wrapped by a middleware registered after echosse.Middleware; register it before")
+	ErrWriterWrapped = sse.ErrWriterWrapped
 
 	// ErrDoubleCompression: Config.Compress is on and Echo's Gzip middleware
 	// (or another compressor) is in front of the stream route: the stream
 	// would be compressed twice. Skip stream routes in the Gzip middleware
 	// (GzipConfig.Skipper) or turn Compress off. Answered 500.
-	ErrDoubleCompression = errors.New("echosse: Config.Compress is on and a compression middleware (Echo's Gzip) is in front of this stream route; skip the route in that middleware or turn Compress off")
+	ErrDoubleCompression = sse.ErrDoubleCompression
 
 	// ErrCommitted: the response was already sent. Answered 500 (but Echo
 	// cannot send it any more).
-	ErrCommitted = errors.New("echosse: the response is already committed")
+	ErrCommitted = sse.ErrCommitted
 )
 
 // Reasons a stream ends, returned by [Stream.Err] and set as the cause of
@@ -57,25 +63,25 @@ var (
 // it opened the stream, is a reason too.
 var (
 	// ErrClosed: the sender closed the channel; the close event was sent.
-	ErrClosed = errors.New("echosse: stream closed by the sender")
+	ErrClosed = sse.ErrClosed
 
 	// ErrClientGone: the client disconnected or its connection broke.
-	ErrClientGone = errors.New("echosse: client gone")
+	ErrClientGone = sse.ErrClientGone
 
 	// ErrWriteTimeout: a write to the client took longer than
 	// Config.WriteTimeout; the client has stopped reading.
-	ErrWriteTimeout = errors.New("echosse: write to client timed out")
+	ErrWriteTimeout = sse.ErrWriteTimeout
 
 	// ErrShutdown: the http.Server serving the stream is shutting down
 	// (e.Shutdown). The client received the close event, or the retry hint
 	// of Config.ShutdownRetry.
-	ErrShutdown = errors.New("echosse: server shutting down")
+	ErrShutdown = sse.ErrShutdown
 
 	// ErrAborted: [Stream.Abort] was called with a nil cause.
-	ErrAborted = errors.New("echosse: stream aborted")
+	ErrAborted = sse.ErrAborted
 
 	// ErrHandlerPanicked: the handler panicked after it opened the stream.
-	ErrHandlerPanicked = errors.New("echosse: handler panicked")
+	ErrHandlerPanicked = sse.ErrHandlerPanicked
 
 	// ErrPumpPanicked: code the stream's pump called panicked: the
 	// MarshalJSON of an event's Data, or Config.ErrorHandler. The stream
@@ -83,5 +89,5 @@ var (
 	// freed, and the panic, with its stack, goes to Config.ErrorHandler (or
 	// to the standard logger when ErrorHandler is what panicked). The
 	// returned error wraps it with the panic's value.
-	ErrPumpPanicked = errors.New("echosse: code called by the stream's pump panicked")
+	ErrPumpPanicked = sse.ErrPumpPanicked
 )

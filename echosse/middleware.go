@@ -2,16 +2,12 @@ package echosse
 
 import (
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"sync/atomic"
-	"time"
+	"reflect"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/door"
 )
 
 // Middleware returns an Echo middleware that lets handlers open event
@@ -42,27 +38,26 @@ func Middleware(config Config) echo.MiddlewareFunc {
 // fields from [DefaultConfig], or returns an error saying which field is
 // invalid.
 func (config Config) ToMiddleware() (echo.MiddlewareFunc, error) {
-	cfg, err := config.withDefaults()
+	skipper := config.Skipper
+	if skipper == nil {
+		skipper = DefaultConfig.Skipper
+	}
+	onError := config.ErrorHandler
+	if onError == nil {
+		onError = DefaultConfig.ErrorHandler
+	}
+	srv, err := door.New(config.core(), door.Hooks{
+		Prefix:     "echosse: ",
+		Report:     func(tag any, err error) { onError(tag.(echo.Context), err) },
+		Compressed: echoGzipInFront,
+	})
 	if err != nil {
 		return nil, err
 	}
-	h := &hub{cfg: cfg}
-	if cfg.Compress {
-		h.compressors = newCompressorPool(cfg.MaxCompressors)
-	}
-	if cfg.Retry > 0 {
-		if h.openFrame, err = (event.Event{Retry: cfg.Retry}).AppendTo(nil); err != nil {
-			return nil, fmt.Errorf("echosse: invalid Retry: %w", err)
-		}
-	}
-	if h.closeFrame, err = (event.Event{Type: cfg.CloseEvent, Data: ""}).AppendTo(nil); err != nil {
-		return nil, fmt.Errorf("echosse: invalid CloseEvent: %w", err)
-	}
-	h.pingFrame, _ = event.Event{Comment: "ping"}.AppendTo(nil)
-
+	h := &hub{srv: srv}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
+			if skipper(c) {
 				return next(c)
 			}
 			c.Set(hubKey, h)
@@ -79,17 +74,9 @@ const (
 	streamKey = "echosse.stream"
 )
 
-// hub is the state one middleware shares across its requests.
-type hub struct {
-	cfg        Config
-	clients    atomic.Int64 // open streams
-	openFrame  []byte       // written when a stream opens: Config.Retry's field, if set
-	closeFrame []byte       // written when the sender closes its channel
-	pingFrame  []byte       // written when a stream has been idle
-	servers    servers      // open streams by server, for Shutdown
-	// compressors are lent to compressed streams; nil unless Config.Compress.
-	compressors *compressorPool
-}
+// hub is what one middleware shares across its requests: the core's
+// *sse.Server.
+type hub struct{ srv any }
 
 // serve runs the handler and, if it opened a stream, waits for the stream to
 // end, so that Echo never finishes the response under the pump.
@@ -104,8 +91,7 @@ func (h *hub) serve(c echo.Context, next echo.HandlerFunc) (err error) {
 		// stream and wait for it, so the slot is freed and nothing
 		// writes to the response any more.
 		if s, ok := c.Get(streamKey).(*Stream); ok {
-			s.cancel(ErrHandlerPanicked)
-			s.wait()
+			door.Panicked(s)
 		}
 	}()
 	err = next(c)
@@ -118,56 +104,36 @@ func (h *hub) serve(c echo.Context, next echo.HandlerFunc) (err error) {
 		}
 		return err
 	}
-	if err != nil {
-		s.cancel(err)
-	}
-	s.wait()
-	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClientGone) || errors.Is(err, ErrShutdown) {
-		return nil // an ordinary end, returned from Stream.Err
-	}
-	return err
+	return door.Finish(s, err)
 }
 
-// refuse answers a request over MaxClients as cfg.Overflow says.
+// refuse answers a request over MaxClients as Config.Overflow says.
 func (h *hub) refuse(c echo.Context, err error) error {
-	delay := jittered(h.cfg.RetryAfter)
-	res := c.Response()
-	if h.cfg.Overflow == OverflowUnavailable {
-		secs := int64((delay + time.Second - 1) / time.Second)
-		res.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		if he := (*echo.HTTPError)(nil); !errors.As(err, &he) {
-			// The handler's own cap (an error of its own wrapping
-			// ErrTooManyClients): the same answer as Open's.
-			err = echo.NewHTTPError(http.StatusServiceUnavailable, ErrTooManyClients.Error()).WithInternal(err)
-		}
-		return err // Echo's error handler answers 503
+	unavailable, werr := door.Refuse(h.srv, c.Response())
+	if !unavailable {
+		return werr
 	}
-	b, _ := event.Event{Comment: "too many clients, retry later", Retry: delay}.AppendTo(nil)
-	setStreamHeaders(res.Header())
-	res.WriteHeader(http.StatusOK)
-	_, werr := res.Write(b)
-	return werr
+	if he := (*echo.HTTPError)(nil); !errors.As(err, &he) {
+		// The handler's own cap (an error of its own wrapping
+		// ErrTooManyClients): the same answer as Open's.
+		err = echo.NewHTTPError(http.StatusServiceUnavailable, ErrTooManyClients.Error()).WithInternal(err)
+	}
+	return err // Echo's error handler answers 503
 }
 
-// jittered returns d plus a random jitter of up to d again. Config bounds
-// d by MaxDelay, far from where d+d would overflow.
-func jittered(d time.Duration) time.Duration {
-	d = min(d, MaxDelay)
-	return d + rand.N(d+1)
+// echoGzipInFront reports whether Echo's Gzip middleware compresses w: it
+// sets Content-Encoding only when it writes, too late for the core's check.
+func echoGzipInFront(w http.ResponseWriter) bool {
+	for w != nil {
+		t := reflect.TypeOf(w)
+		if t.Kind() == reflect.Pointer && t.Elem().Name() == "gzipResponseWriter" && t.Elem().PkgPath() == "github.com/labstack/echo/v4/middleware" {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
 }
-
-// setStreamHeaders sets the headers of an event stream response.
-func setStreamHeaders(h http.Header) {
-	h["Content-Type"] = contentType
-	h["Cache-Control"] = noCache
-	h["X-Accel-Buffering"] = accelNo
-	h.Del("Content-Length")
-}
-
-// Header values, allocated once and shared read-only.
-var (
-	contentType  = []string{"text/event-stream"}
-	noCache      = []string{"no-cache"}
-	accelNo      = []string{"no"}
-	gzipEncoding = []string{"gzip"}
-)

@@ -1,4 +1,4 @@
-package echosse
+package sse
 
 import (
 	"bytes"

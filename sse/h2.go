@@ -1,4 +1,4 @@
-package echosse
+package sse
 
 import (
 	"net/http"
@@ -51,7 +51,7 @@ type stallGuard struct {
 // plus a write timeout.
 func (s *Stream) armStall() {
 	g := s.stall
-	at := s.due.Add(s.h.cfg.WriteTimeout)
+	at := s.due.Add(s.srv.cfg.WriteTimeout)
 	if g == nil {
 		g = &stallGuard{rc: s.rc}
 		s.stall = g

@@ -1,4 +1,4 @@
-package echosse
+package sse
 
 import (
 	"net/http"
@@ -98,10 +98,10 @@ func (set *serverStreams) told() {
 
 // shutdownFrame returns what a stream writes when its server shuts down:
 // the close event, or a retry hint when Config.ShutdownRetry is set.
-func (h *hub) shutdownFrame() []byte {
-	d := h.cfg.ShutdownRetry
+func (srv *Server) shutdownFrame() []byte {
+	d := srv.cfg.ShutdownRetry
 	if d <= 0 {
-		return h.closeFrame
+		return srv.closeFrame
 	}
 	b, _ := event.Event{Comment: "server shutting down", Retry: jittered(d)}.AppendTo(nil)
 	return b

@@ -1,0 +1,78 @@
+// Package door is how the framework front doors (echosse for Echo v4,
+// echosse5 for Echo v5) reach the parts of the core, package sse, that a
+// net/http program has no use for. Package sse fills in these functions
+// when it is initialised; a door imports sse, so they are set before any
+// door calls them. The values are the core's own types behind any: a door
+// asserts them back (*sse.Server, *sse.Stream).
+package door
+
+import (
+	"net/http"
+	"time"
+)
+
+// Hooks are what a door tells the core when it makes a Server.
+type Hooks struct {
+	// Prefix starts the messages of configuration errors: "echosse: ".
+	Prefix string
+
+	// Report is the door's error handler: tag is what the door gave to
+	// Open in Options.Tag (its framework's context), valid during the
+	// call only. Nil: the Config's own ErrorHandler.
+	Report func(tag any, err error)
+
+	// Compressed reports whether a compression middleware the core does
+	// not recognise by its header wraps w.
+	Compressed func(w http.ResponseWriter) bool
+}
+
+// Options are what a door gives the core when it opens a stream.
+type Options struct {
+	// Out is the writer the stream writes its headers and body through,
+	// the framework's own response (so that its Committed and Size stay
+	// true); it wraps the writer given to Open, which the stream flushes
+	// and sets deadlines on. Nil: that writer.
+	Out http.ResponseWriter
+
+	// Tag is handed to Hooks.Report.
+	Tag any
+
+	// Request is set by Open to the request whose context is the stream's.
+	Request *http.Request
+}
+
+var (
+	// New makes a *sse.Server from an sse.Config (cfg) with the door's
+	// hooks.
+	New func(cfg any, h Hooks) (srv any, err error)
+
+	// Open opens a stream as (*sse.Server).Open does, with the door's
+	// options, and returns the *sse.Stream.
+	Open func(srv any, w http.ResponseWriter, r *http.Request, o *Options) (stream any, err error)
+
+	// Status is the HTTP status an error from Open answers with.
+	Status func(err error) int
+
+	// Refuse answers a request refused for MaxClients as the Server's
+	// Config.Overflow says, through w: for OverflowRetry it writes the
+	// whole answer and reports unavailable false (with the write's error);
+	// for OverflowUnavailable it only sets the Retry-After header and
+	// reports true, for the framework's error handler to answer 503.
+	Refuse func(srv any, w http.ResponseWriter) (unavailable bool, err error)
+
+	// Finish is what a door does once the handler has returned err (nil
+	// or not) after it opened stream s: it ends the stream with err if
+	// err is not nil, waits for it to end, and returns what the door's
+	// handler should return (nil for an ordinary end).
+	Finish func(s any, err error) error
+
+	// Panicked ends stream s because its handler panicked, and waits for
+	// it to end.
+	Panicked func(s any)
+
+	// PumpDelay is the core's pumpDelay, for tests.
+	PumpDelay *time.Duration
+
+	// CompressorsInUse counts the compressors streams hold, for tests.
+	CompressorsInUse func() int64
+)

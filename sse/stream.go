@@ -1,0 +1,297 @@
+package sse
+
+// This file owns a stream's life: the Stream a handler holds, its context
+// and the functions that run when it is cancelled, the senders' side
+// (Send, Abort), and how it ends (Wait, finish).
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/echosse/echo-sse/event"
+)
+
+// A Stream is one client's open event stream. Values sent on C are written
+// to the client in order, each flushed at once; a stream ends when the
+// sender closes C (the client then receives the close event), when the
+// client goes away, when a write times out, when its server shuts down, or
+// when the handler fails.
+//
+// A Stream outlives its handler: business goroutines may keep it, and all
+// its methods are safe for concurrent use.
+type Stream struct {
+	// C takes the events to send. The sender owns it: it is the only one
+	// that closes it, once, to end the stream; the stream never closes it.
+	// A send blocks while the buffer (Config.BufferSize) is full, so a
+	// sender that may outlive the stream selects on Context().Done() too,
+	// or uses [Stream.Send].
+	C chan<- event.Event
+
+	ch          <-chan event.Event
+	ctx         context.Context         // the stream's: see Context
+	cancelCtx   context.CancelCauseFunc // only cancel calls it
+	reqDone     <-chan struct{}         // the request's context is done: the client is gone
+	reqCtx      context.Context
+	lastEventID string
+	finished    atomic.Bool // the stream has ended: see Done
+
+	mu       sync.Mutex
+	done     chan struct{} // Done's channel, made when first asked for
+	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
+	canceled bool          // the context is cancelled
+	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
+	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
+	starter  *time.Timer   // starts the pump goroutine if the handler is still running
+
+	// wake tells the pump to look at the flags below and at the context:
+	// one channel for every reason but events and the client leaving, so
+	// that an idle pump waits on three channels.
+	wake    chan struct{} // capacity 1
+	tick    atomic.Bool   // the timer fired
+	handOff atomic.Bool   // the handler has returned: the pump goroutine hands over
+
+	// The pump's state, used by one goroutine at a time: the pump
+	// goroutine while the handler runs, the request goroutine after.
+	srv     *Server
+	req     *http.Request       // the request, with the stream's context
+	tag     any                 // the door's, for its error handler
+	out     http.ResponseWriter // what the stream writes through
+	rc      *http.ResponseController
+	timer   *time.Timer    // heartbeat and compressor release (sets tick); nil when neither is on
+	release bool           // the timer is set to release the compressor
+	gz      *gzipStream    // nil unless the stream compresses
+	h2      bool           // the request came over HTTP/2
+	due     time.Time      // the write deadline set last; zero when none
+	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
+	ended   bool           // the pump goroutine ended the stream
+	server  *serverStreams // the set this stream is in, if any
+}
+
+// Context returns the stream's context, which senders select on. It is
+// cancelled when the stream ends, or as soon as the client is gone. It is
+// also c.Request().Context() from [Open] on, and carries the request's
+// values. [Stream.Err], and context.Cause, tell why the stream ended.
+func (s *Stream) Context() context.Context { return s.ctx }
+
+// AfterFunc arranges to call f in its own goroutine once the stream's
+// context is cancelled, as context.AfterFunc(s.Context(), f) does, and
+// returns a function that stops it. It costs less than context.AfterFunc
+// (no context of its own), so code that keeps many streams, such as a
+// broker, learns of their end with it.
+func (s *Stream) AfterFunc(f func()) (stop func() bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.canceled {
+		go func() {
+			// Not before a server shutdown under way has told every
+			// stream of it (see serverStreams.shutdown).
+			s.server.told()
+			f()
+		}()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	s.afters = append(s.afters, a)
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.canceled || a.f == nil {
+			return false
+		}
+		a.f = nil
+		return true
+	}
+}
+
+// afterFunc is a function registered with [Stream.AfterFunc]; f is nil
+// once stopped.
+type afterFunc struct{ f func() }
+
+// cancel cancels the stream's context with cause, if it is not cancelled
+// already, and starts the functions registered with AfterFunc.
+func (s *Stream) cancel(cause error) { startAfters(s.stop(cause)) }
+
+// stop cancels the stream's context with cause, if it is not cancelled
+// already, and returns the functions registered with AfterFunc, for the
+// caller to start with startAfters.
+func (s *Stream) stop(cause error) []*afterFunc {
+	s.cancelCtx(cause)
+	s.poke()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.canceled {
+		return nil
+	}
+	s.canceled = true
+	afters := s.afters
+	s.afters = nil
+	return afters
+}
+
+// startAfters starts each function of afters that was not stopped.
+func startAfters(afters []*afterFunc) {
+	for _, a := range afters {
+		if a.f != nil {
+			go a.f()
+		}
+	}
+}
+
+// LastEventID returns the ID of the last event the client saw, from the
+// Last-Event-ID header a browser sends when it reconnects, or else from the
+// [LastEventIDQuery] query parameter. It is "" on a first connection.
+//
+// A value that no event can carry as its ID ([event.CheckID] fails: longer
+// than [MaxLastEventID], not UTF-8, with control characters or spaces at
+// its ends, as a client of another server or a hand-made URL may send) is
+// returned as it came, cut to MaxLastEventID+1 bytes: it names no event, so
+// a replay from it finds nothing, and the broker answers it with ErrGap,
+// which tells the handler to send the client a full refresh.
+func (s *Stream) LastEventID() string { return s.lastEventID }
+
+// Send sends ev on the stream's channel, waiting while the buffer is full.
+// It returns nil once ev is queued, or the reason the stream ended if it has
+// ended. Send must not be called after C is closed.
+func (s *Stream) Send(ev event.Event) error {
+	if s.ctx.Err() != nil {
+		return s.cause()
+	}
+	select {
+	case s.C <- ev:
+		return nil
+	case <-s.ctx.Done():
+		return s.cause()
+	}
+}
+
+// Abort ends the stream at once with cause as its reason (if it has not
+// ended already), without the close event: events still queued are dropped,
+// and the client sees the response end. A browser's EventSource then
+// reconnects after its retry delay and sends the Last-Event-ID it last saw,
+// so a sender that can replay loses nothing. Use it to drop a client that
+// cannot keep up; close C instead to end the stream for good.
+func (s *Stream) Abort(cause error) {
+	if cause == nil {
+		cause = ErrAborted
+	}
+	s.cancel(cause)
+}
+
+// Done returns a channel that is closed when the stream has ended: the last
+// bytes are written, the client's slot is free, and the context is
+// cancelled.
+func (s *Stream) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		// Made when first asked for: most streams never are.
+		s.done = make(chan struct{})
+		if s.finished.Load() {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+// Err returns nil while the stream is open, and once its context is
+// cancelled (from the functions registered with [Stream.AfterFunc] on, and
+// after [Stream.Done] is closed) the reason it ended, which is also
+// context.Cause(s.Context()): [ErrClosed], [ErrClientGone],
+// [ErrWriteTimeout], [ErrShutdown], [ErrHandlerPanicked], [ErrPumpPanicked],
+// the cause given to [Stream.Abort], or the error the handler returned.
+func (s *Stream) Err() error {
+	if s.ctx.Err() == nil {
+		return nil
+	}
+	return s.cause()
+}
+
+// Wait pumps the stream on the calling goroutine until the stream ends,
+// and returns why, as [Stream.Err] does. The handler that opened the
+// stream calls it, on its own goroutine, before it returns: net/http ends
+// the response when the handler returns, and the stream must have ended by
+// then. (The Echo doors' middleware calls it for their handlers.) Until
+// Wait is called, a goroutine of the stream's own pumps, from a
+// millisecond after Open on; a handler that only hands the stream to its
+// senders and calls Wait costs no goroutine but its own. A second call
+// waits for the stream to end.
+func (s *Stream) Wait() error {
+	s.mu.Lock()
+	if s.returned {
+		s.mu.Unlock()
+		<-s.Done()
+		return s.Err()
+	}
+	s.returned = true
+	starter := s.starter
+	s.starter = nil
+	parked := s.parked
+	s.mu.Unlock()
+	if starter != nil {
+		starter.Stop()
+	}
+	if parked != nil {
+		s.handOff.Store(true)
+		s.poke()
+		<-parked
+	}
+	if !s.ended {
+		s.poke() // whatever the pump goroutine left unseen
+		err, _ := s.pump(false)
+		s.finish(err)
+	}
+	return s.Err()
+}
+
+// end is what a door does once the handler has returned err after it
+// opened the stream: end the stream with err, if any, wait for it to end,
+// and return err unless it is an ordinary end.
+func (s *Stream) end(err error) error {
+	if err != nil {
+		s.cancel(err)
+	}
+	s.Wait()
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClientGone) || errors.Is(err, ErrShutdown) {
+		return nil // an ordinary end, returned from Stream.Err
+	}
+	return err
+}
+
+// cause returns why the stream's context is done.
+func (s *Stream) cause() error { return context.Cause(s.ctx) }
+
+// clientGone returns why the request's context is done: the client is
+// gone, unless something else cancelled it with a cause of its own.
+func (s *Stream) clientGone() error {
+	if err := context.Cause(s.reqCtx); err != context.Canceled {
+		return err
+	}
+	return ErrClientGone
+}
+
+// finish ends the stream: it frees the slot and cancels the context with
+// reason, and closes done.
+func (s *Stream) finish(reason error) {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.gz != nil {
+		s.endGzip(reason)
+	}
+	// Let net/http end the response without the last write deadline.
+	s.disarmStall()
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	s.untrack()
+	s.srv.clients.Add(-1)
+	s.cancel(reason)
+	s.mu.Lock()
+	s.finished.Store(true)
+	if s.done != nil {
+		close(s.done)
+	}
+	s.mu.Unlock()
+}
