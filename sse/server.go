@@ -332,3 +332,33 @@ func (srv *Server) compressedInFront(w http.ResponseWriter) bool {
 	}
 	return srv.hooks.Compressed != nil && srv.hooks.Compressed(w)
 }
+
+// Handler returns an http.Handler that opens a stream with srv for every
+// request and calls serve with it, on the request's goroutine; serve
+// hands the stream to its senders and returns, and the handler pumps the
+// stream until it ends. A request for which no stream opens is answered
+// with [Server.Error] (a handler that serves ordinary requests too, see
+// Config.MatchQuery, calls [Server.Open] itself). An error serve returns
+// ends the stream with that error as its reason, and goes to
+// Config.ErrorHandler; so does a panic in serve, which the handler then
+// lets on to net/http (ErrHandlerPanicked) once the stream has ended.
+func (srv *Server) Handler(serve func(s *Stream, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := srv.open(w, r, nil)
+		if err != nil {
+			srv.Error(w, r, err)
+			return
+		}
+		returned := false
+		defer func() {
+			if !returned {
+				s.end(ErrHandlerPanicked) // and the panic goes on
+			}
+		}()
+		err = serve(s, s.req)
+		returned = true
+		if err = s.end(err); err != nil {
+			s.errorHandler(err)
+		}
+	})
+}
