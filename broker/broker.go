@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/echosse/echo-sse/echosse"
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/sse"
 )
 
 // A Broker sends the events published on a topic to every stream
@@ -152,7 +152,7 @@ type membership struct {
 }
 
 // target is what the broker needs of a stream besides its channel;
-// *echosse.Stream has it, and benchmarks use a lighter one.
+// *sse.Stream has it, and benchmarks use a lighter one.
 type target interface {
 	Context() context.Context
 	LastEventID() string
@@ -160,7 +160,7 @@ type target interface {
 }
 
 // afterFunc calls f in its own goroutine once st's context is done, through
-// st's own AfterFunc when it has one (an *echosse.Stream does: lighter than
+// st's own AfterFunc when it has one (an *sse.Stream does: lighter than
 // registering with its context), and returns the function that stops it.
 func afterFunc(st target, ctx context.Context, f func()) (stop func() bool) {
 	if a, ok := st.(interface{ AfterFunc(func()) func() bool }); ok {
@@ -419,8 +419,11 @@ func (b *Broker) full(s *sub) {
 }
 
 // Subscribe sends to s the events published on topics, until the stream
-// ends or the broker closes. Call it from the handler, after
-// [echosse.Open]; it returns once the stream is live.
+// ends or the broker closes. Call it from the handler, after it
+// opened s through any front door (echosse.Open for Echo v4,
+// echosse5.Open for Echo v5, [sse.Server.Open] or [sse.Server.Handler] for
+// net/http); it returns once the stream is live. One broker serves streams
+// of every door in the process.
 //
 // When the client reconnects (s.LastEventID() is not empty), Subscribe
 // first sends s the events of topics published after that ID, waiting for
@@ -434,7 +437,7 @@ func (b *Broker) full(s *sub) {
 // to reload), as the client has missed events.
 //
 // Once subscribed, the broker sends on s.C from Publish's goroutine: the
-// handler may still send its own events with [echosse.Stream.Send], but
+// handler may still send its own events with [sse.Stream.Send], but
 // must not close s.C; it may give them no ID, so that the client keeps the
 // last one. (A handler that closes s.C all the same does not make the
 // broker panic: the broker ends that subscription, aborts the stream with
@@ -446,7 +449,7 @@ func (b *Broker) full(s *sub) {
 // Subscribe returns nil if the stream ends before it returns, [ErrClosed]
 // after Close, [ErrSubscribed] for a stream already subscribed, or an
 // error for an empty topic list or topic name.
-func (b *Broker) Subscribe(s *echosse.Stream, topics ...string) error {
+func (b *Broker) Subscribe(s *sse.Stream, topics ...string) error {
 	if s == nil {
 		return errors.New("broker: Subscribe needs a stream")
 	}

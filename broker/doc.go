@@ -1,10 +1,13 @@
-// Package broker broadcasts server-sent events to the [echosse] streams
-// subscribed to a topic, and replays to a reconnecting browser the events
-// it missed.
+// Package broker broadcasts server-sent events to the streams subscribed
+// to a topic, and replays to a reconnecting browser the events it missed.
+// A stream is an [sse.Stream], opened through any front door: echosse
+// for Echo v4, echosse5 for Echo v5, or package [sse] itself for net/http;
+// one broker serves them all at once.
 //
-// A handler opens its stream with [echosse.Open] and subscribes it to one or
-// more topics with [Broker.Subscribe]; any goroutine sends an event to all
-// of a topic's subscribers with [Broker.Publish]:
+// A handler opens its stream (with echosse.Open in Echo v4) and
+// subscribes it to one or more topics with [Broker.Subscribe]; any
+// goroutine sends an event to all of a topic's subscribers with
+// [Broker.Publish]:
 //
 //	s, err := echosse.Open(c)
 //	if err != nil {

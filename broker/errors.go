@@ -13,7 +13,7 @@ var (
 	ErrGap = errors.New("broker: history does not cover the Last-Event-ID")
 
 	// ErrSlowClient is the cause a stream is aborted with when its buffer is
-	// full under [SlowClientAbort] ([echosse.Stream.Err] returns it). The
+	// full under [SlowClientAbort] ([sse.Stream.Err] returns it). The
 	// browser reconnects with the ID of the last event it received, and the
 	// replay fills the gap.
 	ErrSlowClient = errors.New("broker: client too slow, its buffer is full")
@@ -27,7 +27,7 @@ var (
 	// when its stream's channel was closed by the handler, which
 	// [Broker.Subscribe] forbids: the broker sends on it. The broker
 	// notices it at its next send, unregisters the stream, aborts it with
-	// that error ([echosse.Stream.Err] returns it), and gives the error to
+	// that error ([sse.Stream.Err] returns it), and gives the error to
 	// Config.ErrorHandler; Subscribe returns it if it notices while
 	// replaying. Other subscribers are not affected.
 	ErrChannelClosed = errors.New("broker: a subscribed stream's channel was closed (the broker sends on it: the handler must not close it)")
