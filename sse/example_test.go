@@ -1,0 +1,93 @@
+package sse_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/sse"
+)
+
+// A stream on the standard library's ServeMux: two events, then the close
+// event, and the response ends.
+func Example() {
+	streams, err := sse.New(sse.Config{})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /events", streams.Handler(func(s *sse.Stream, r *http.Request) error {
+		go func() {
+			defer close(s.C) // ends the stream with the close event
+			for _, msg := range []string{"hello", "world"} {
+				if s.Send(event.Event{Data: msg}) != nil {
+					return // the client is gone
+				}
+			}
+		}()
+		return nil
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	d := event.NewDecoder(res.Body)
+	for {
+		ev, err := d.Decode()
+		if err != nil {
+			break
+		}
+		fmt.Printf("%s: %q\n", ev.Type, ev.Data)
+	}
+	// Output:
+	// message: "hello"
+	// message: "world"
+	// close: ""
+}
+
+// Open, Error and Wait for a handler that also serves ordinary requests:
+// with MatchQuery, only requests with "?stream" get a stream.
+func ExampleServer_Open() {
+	streams, err := sse.New(sse.Config{MatchQuery: "stream"})
+	if err != nil {
+		panic(err)
+	}
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		s, err := streams.Open(w, r)
+		if err == nil {
+			go func() {
+				s.Send(event.Event{Data: "live"})
+				close(s.C)
+			}()
+			s.Wait() // before the handler returns
+			return
+		}
+		if errors.Is(err, sse.ErrNotRequested) {
+			fmt.Fprint(w, "an ordinary page")
+			return
+		}
+		streams.Error(w, r, err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(handler))
+	defer srv.Close()
+
+	for _, url := range []string{srv.URL + "/", srv.URL + "/?stream"} {
+		res, err := http.Get(url)
+		if err != nil {
+			panic(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Printf("%s %q\n", res.Header.Get("Content-Type"), b)
+	}
+	// Output:
+	// text/plain; charset=utf-8 "an ordinary page"
+	// text/event-stream "data: live\n\nevent: close\ndata:\n\n"
+}
