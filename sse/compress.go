@@ -1,5 +1,8 @@
 package sse
 
+// This file owns Config.Compress: the stream's own gzip, which borrows a
+// compressor from a bounded pool for each write instead of pinning one.
+
 import (
 	"encoding/binary"
 	"hash/crc32"

@@ -1,5 +1,8 @@
 package sse
 
+// This file owns configuration: Config, its defaults and bounds, and the
+// check that turns a programmer's mistake into an error at construction.
+
 import (
 	"errors"
 	"fmt"

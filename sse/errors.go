@@ -1,5 +1,8 @@
 package sse
 
+// This file owns the errors: why a stream cannot open, and why it ended.
+// Every door returns these same values.
+
 import "errors"
 
 // Errors [Server.Open] and the doors' Open return, each with the HTTP

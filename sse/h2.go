@@ -1,5 +1,9 @@
 package sse
 
+// This file owns HTTP/2's write stalls: the guard that closes a
+// connection whose client reads nothing, which a write deadline alone
+// cannot end.
+
 import (
 	"net/http"
 	"sync"

@@ -1,5 +1,8 @@
 package sse
 
+// This file owns shutdown: the streams of each http.Server, all told at
+// once when it shuts down, before anything registered with AfterFunc runs.
+
 import (
 	"net/http"
 	"sync"
