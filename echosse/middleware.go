@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/echosse/echo-sse/internal/door"
 )
@@ -124,16 +125,8 @@ func (h *hub) refuse(c echo.Context, err error) error {
 // echoGzipInFront reports whether Echo's Gzip middleware compresses w: it
 // sets Content-Encoding only when it writes, too late for the core's check.
 func echoGzipInFront(w http.ResponseWriter) bool {
-	for w != nil {
-		t := reflect.TypeOf(w)
-		if t.Kind() == reflect.Pointer && t.Elem().Name() == "gzipResponseWriter" && t.Elem().PkgPath() == "github.com/labstack/echo/v4/middleware" {
-			return true
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return false
-		}
-		w = u.Unwrap()
-	}
-	return false
+	return door.Wraps(w, middlewarePkg, "gzipResponseWriter")
 }
+
+// middlewarePkg is the path of Echo's middleware package.
+var middlewarePkg = reflect.TypeFor[middleware.GzipConfig]().PkgPath()

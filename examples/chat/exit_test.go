@@ -25,6 +25,7 @@ var (
 	exitStreams = flag.Int("exit.streams", 2000, "streams held open when TestCtrlCSendsEveryStreamTheCloseEvent interrupts the demo")
 	exitEarly   = flag.Bool("exit.early", false, "interrupt once headers arrived")
 	exitRounds  = flag.Int("exit.rounds", 3, "how many times TestCtrlCSendsEveryStreamTheCloseEvent starts and interrupts the demo")
+	exitEcho    = flag.Int("exit.echo", 4, "the demo's -echo: the major version of Echo it runs on")
 )
 
 // TestCtrlCSendsEveryStreamTheCloseEvent builds the demo, runs it as its
@@ -67,7 +68,7 @@ type exitResult struct {
 // streams saw.
 func interruptWithStreams(t *testing.T, bin string, n int) (r exitResult) {
 	t.Helper()
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-echo", fmt.Sprint(*exitEcho))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

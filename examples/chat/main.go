@@ -15,6 +15,10 @@
 //	go run ./examples/chat -addr localhost:8080 -redis redis://127.0.0.1:6379/0
 //	go run ./examples/chat -addr localhost:8081 -redis redis://127.0.0.1:6379/0
 //
+// With -echo=5 the same room runs on Echo v5, through echosse5:
+//
+//	go run ./examples/chat -addr localhost:8080 -echo=5
+//
 // The HTTP surface is plain, so it can be scripted (see README.md):
 //
 //	curl -N localhost:8080/events
@@ -40,9 +44,10 @@ func main() {
 	retry := flag.Duration("retry", 2*time.Second, "how long a page waits before it reconnects")
 	redisURL := flag.String("redis", "", "keep the room in this Redis, shared with every server given it, e.g. redis://127.0.0.1:6379/0")
 	compress := flag.Bool("compress", false, "let the streams compress themselves (low memory per idle page) instead of Echo's Gzip")
+	echoVersion := flag.Int("echo", 4, "the major version of Echo to run on: 4 (echosse) or 5 (echosse5)")
 	flag.Parse()
 
-	cfg := config{Retry: *retry, Log: os.Stderr, Compress: *compress}
+	cfg := config{Retry: *retry, Log: os.Stderr, Compress: *compress, Echo: *echoVersion}
 	if *redisURL != "" {
 		opts, err := redis.ParseURL(*redisURL)
 		if err != nil {

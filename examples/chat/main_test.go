@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,10 +97,14 @@ func startServerAt(t *testing.T, addr string, retry time.Duration) *testServer {
 	return startServerWith(t, addr, config{Retry: retry})
 }
 
-// startServerWith is startServerAt with cfg, whose Log is the test's.
+// startServerWith is startServerAt with cfg, whose Log is the test's. A
+// test run by TestOnEcho5 gets a server on Echo v5.
 func startServerWith(t *testing.T, addr string, cfg config) *testServer {
 	t.Helper()
 	cfg.Log = t.Output()
+	if cfg.Echo == 0 && strings.HasPrefix(t.Name(), "TestOnEcho5/") {
+		cfg.Echo = 5
+	}
 	srv, err := newServer(cfg)
 	if err != nil {
 		t.Fatal(err)

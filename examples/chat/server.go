@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,15 +14,17 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/broker/redisbroker"
-	"github.com/echosse/echo-sse/echosse"
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/sse"
 )
+
+// The room is framework-free: this file and redis.go. echo4.go and
+// echo5.go put it on Echo v4 and Echo v5 (-echo), each with the same
+// middleware and routes; they differ only in Echo's types.
 
 // static holds the page: plain HTML, CSS and JavaScript, no build step.
 //
@@ -54,11 +57,15 @@ type config struct {
 	// Nil logs nothing.
 	Log io.Writer
 
-	// Compress makes the streams compress themselves (echosse's
+	// Compress makes the streams compress themselves (the doors'
 	// Config.Compress), which costs an idle page a few KB of server memory
 	// instead of the compressor Echo's Gzip keeps for every stream; Gzip
 	// then serves only the other routes.
 	Compress bool
+
+	// Echo is the major version of Echo the room runs on: 4 (echosse) or
+	// 5 (echosse5). Zero means 4.
+	Echo int
 
 	// Redis, when set, keeps the room in that Redis, shared with every
 	// server that uses it: messages, their history, and the count of
@@ -80,10 +87,10 @@ type presence struct {
 	Online int `json:"online"` // pages with an open stream
 }
 
-// server is the chat room: an Echo app, the broker that fans events out to
-// every page, and the room's state.
+// server is the chat room: an HTTP server with the Echo app, the broker
+// that fans events out to every page, and the room's state.
 type server struct {
-	e      *echo.Echo
+	hs     *http.Server
 	b      *broker.Broker
 	shared *sharedRoom // nil without Redis
 	logger *slog.Logger
@@ -94,10 +101,10 @@ type server struct {
 	// presence counts go out in the order they were counted. Publish never
 	// waits for a subscriber, so holding mu around it is cheap.
 	mu      sync.Mutex
-	streams map[*echosse.Stream]struct{} // open streams, for presence and dropStreams
-	counted int                          // the count of pages online last published
-	recent  []message                    // without Redis: the last recentSize messages, oldest first
-	lastID  string                       // without Redis: ID of the last event published, on any topic
+	streams map[*sse.Stream]struct{} // open streams, for presence and dropStreams
+	counted int                      // the count of pages online last published
+	recent  []message                // without Redis: the last recentSize messages, oldest first
+	lastID  string                   // without Redis: ID of the last event published, on any topic
 	// presence publishes the count after presenceDelay; nil when no
 	// count waits to be published.
 	presence *time.Timer
@@ -119,7 +126,16 @@ func newServer(cfg config) (*server, error) {
 		logw = io.Discard
 	}
 	logger := slog.New(slog.NewTextHandler(logw, nil))
-	s := &server{e: echo.New(), logger: logger, streams: make(map[*echosse.Stream]struct{})}
+	var app func(*server, config, io.Writer) http.Handler
+	switch cfg.Echo {
+	case 0, 4:
+		app = echo4App
+	case 5:
+		app = echo5App
+	default:
+		return nil, fmt.Errorf("Echo %d: the room runs on Echo 4 or 5", cfg.Echo)
+	}
+	s := &server{logger: logger, streams: make(map[*sse.Stream]struct{})}
 
 	var backend broker.Backend // nil: in memory
 	if cfg.Redis != nil {
@@ -154,52 +170,18 @@ func newServer(cfg config) (*server, error) {
 		})
 	}
 
-	e := s.e
-	e.HideBanner, e.HidePort = true, true
-	e.Logger.SetOutput(logw)
-	e.Server.ConnState = s.fresh.track
-	e.Server.RegisterOnShutdown(s.fresh.closeAll)
-
-	e.Use(middleware.Recover())
-	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogMethod:   true,
-		LogURI:      true,
-		LogStatus:   true,
-		LogLatency:  true,
-		LogError:    true,
-		HandleError: true, // let Echo's error handler pick the status it logs
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			attrs := []any{"method", v.Method, "uri", v.URI, "status", v.Status, "latency", v.Latency.Round(time.Microsecond)}
-			if v.Error != nil {
-				attrs = append(attrs, "err", v.Error)
-			}
-			logger.Info("request", attrs...)
-			return nil
-		},
-	}))
-	// Compression first: it wraps the writer the streams flush through.
-	// With cfg.Compress the streams compress themselves and Gzip skips them.
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{Skipper: func(c echo.Context) bool {
-		return cfg.Compress && c.Path() == "/events"
-	}}))
-	e.Use(middleware.BodyLimit("64K")) // a message is at most a few KB
-	e.Use(echosse.Middleware(echosse.Config{
-		Retry:    cfg.Retry,
-		Compress: cfg.Compress,
-	}))
-
-	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
-	e.GET("/events", s.events)
-	e.POST("/messages", s.post)
-	e.GET("/api/messages", s.messages)
-	e.GET("/api/stats", s.stats)
+	s.hs = &http.Server{
+		Handler:   app(s, cfg, logw),
+		ConnState: s.fresh.track,
+		ErrorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	s.hs.RegisterOnShutdown(s.fresh.closeAll)
 	return s, nil
 }
 
 // serve serves the room on ln until shutdown is called.
 func (s *server) serve(ln net.Listener) error {
-	s.e.Listener = ln
-	if err := s.e.Start(""); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -217,7 +199,7 @@ func (s *server) shutdown(ctx context.Context) error {
 		s.presence = nil
 	}
 	s.mu.Unlock()
-	err := s.e.Shutdown(ctx)
+	err := s.hs.Shutdown(ctx)
 	if s.shared != nil {
 		err = errors.Join(err, s.shared.stop(ctx))
 	}
@@ -260,14 +242,10 @@ func (f *freshConns) closeAll() {
 	}
 }
 
-// events is GET /events: the page's event stream. It replays what the page
-// missed since its Last-Event-ID, then sends every message and presence
-// change until the page leaves.
-func (s *server) events(c echo.Context) error {
-	st, err := echosse.Open(c)
-	if err != nil {
-		return err
-	}
+// subscribe is GET /events once the door has opened st, the page's event
+// stream: it replays what the page missed since its Last-Event-ID, then
+// sends every message and presence change until the page leaves.
+func (s *server) subscribe(st *sse.Stream) error {
 	switch err := s.b.Subscribe(st, topicChat, topicPresence); {
 	case errors.Is(err, broker.ErrGap):
 		// The history no longer covers the page's Last-Event-ID (this
@@ -291,7 +269,7 @@ func (s *server) events(c echo.Context) error {
 
 // join counts st among the open pages; every page receives the new count
 // within presenceDelay.
-func (s *server) join(st *echosse.Stream) {
+func (s *server) join(st *sse.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.streams[st] = struct{}{}
@@ -299,7 +277,7 @@ func (s *server) join(st *echosse.Stream) {
 }
 
 // leave is join's reverse.
-func (s *server) leave(st *echosse.Stream) {
+func (s *server) leave(st *sse.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.streams, st)
@@ -380,28 +358,43 @@ func (s *server) dropStreams() {
 	}
 }
 
-// post is POST /messages: publish a message to every page. It takes the
-// fields name and text, as a form or as JSON. It answers 201 with the
-// message as JSON, or 303 to the page for a browser's plain form POST.
-func (s *server) post(c echo.Context) error {
-	var in struct {
-		Name string `json:"name" form:"name"`
-		Text string `json:"text" form:"text"`
-	}
-	if err := c.Bind(&in); err != nil {
-		return err
-	}
+// posted is what POST /messages takes, as a form or as JSON.
+type posted struct {
+	Name string `json:"name" form:"name"`
+	Text string `json:"text" form:"text"`
+}
+
+// httpError is an error the Echo apps answer with its status and message;
+// Err, if set, is logged but not shown.
+type httpError struct {
+	Code int
+	Msg  string
+	Err  error
+}
+
+func (e *httpError) Error() string { return e.Msg }
+func (e *httpError) Unwrap() error { return e.Err }
+
+// unavailable is the answer when the broker (or Redis) cannot serve.
+func unavailable(err error) error {
+	return &httpError{http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable), err}
+}
+
+// post is POST /messages once the app has bound in: publish a message to
+// every page. The app answers 201 with the message as JSON, or 303 to the
+// page for a browser's plain form POST (see wantsPage).
+func (s *server) post(ctx context.Context, in posted) (message, error) {
 	m := message{Name: strings.TrimSpace(in.Name), Text: strings.TrimSpace(in.Text)}
 	if err := validate("name", m.Name, maxName); err != nil {
-		return err
+		return m, err
 	}
 	if err := validate("text", m.Text, maxText); err != nil {
-		return err
+		return m, err
 	}
 
 	s.mu.Lock()
 	m.Time = time.Now().UTC().Truncate(time.Second)
-	id, err := s.b.Publish(c.Request().Context(), topicChat, event.Event{Data: m})
+	id, err := s.b.Publish(ctx, topicChat, event.Event{Data: m})
 	if err == nil {
 		m.ID = id
 		if s.shared == nil { // else Redis keeps them
@@ -414,55 +407,60 @@ func (s *server) post(c echo.Context) error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return echo.ErrServiceUnavailable.WithInternal(err)
+		return m, unavailable(err)
 	}
+	return m, nil
+}
 
-	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMETextHTML) {
-		return c.Redirect(http.StatusSeeOther, "/") // a form posted without JavaScript
-	}
-	return c.JSON(http.StatusCreated, m)
+// wantsPage reports whether r is a form posted without JavaScript, which
+// is answered with a redirect to the page.
+func wantsPage(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // validate checks one posted field.
 func validate(field, v string, limit int) error {
 	switch {
 	case v == "":
-		return echo.NewHTTPError(http.StatusBadRequest, field+" is required")
+		return &httpError{Code: http.StatusBadRequest, Msg: field + " is required"}
 	case !utf8.ValidString(v):
-		return echo.NewHTTPError(http.StatusBadRequest, field+" is not UTF-8")
+		return &httpError{Code: http.StatusBadRequest, Msg: field + " is not UTF-8"}
 	case utf8.RuneCountInString(v) > limit:
-		return echo.NewHTTPError(http.StatusBadRequest, field+" is too long")
+		return &httpError{Code: http.StatusBadRequest, Msg: field + " is too long"}
 	}
 	return nil
+}
+
+// recentMessages is the answer of GET /api/messages.
+type recentMessages struct {
+	Messages    []message `json:"messages"`
+	LastEventID string    `json:"lastEventID"`
 }
 
 // messages is GET /api/messages: the recent messages, and the ID to resume
 // from, for a page that has just loaded. The page then opens
 // /events?lastEventID=<lastEventID> and misses nothing posted in between.
-func (s *server) messages(c echo.Context) error {
-	var out struct {
-		Messages    []message `json:"messages"`
-		LastEventID string    `json:"lastEventID"`
-	}
+func (s *server) messages(ctx context.Context) (recentMessages, error) {
+	var out recentMessages
 	if s.shared != nil {
 		// From Redis, with the ID of the last event published on any
 		// server when they were read.
-		msgs, lastID, err := s.shared.recent(c.Request().Context(), recentSize)
+		msgs, lastID, err := s.shared.recent(ctx, recentSize)
 		if err != nil {
-			return echo.ErrServiceUnavailable.WithInternal(err)
+			return out, unavailable(err)
 		}
 		out.Messages, out.LastEventID = msgs, lastID
-		return c.JSON(http.StatusOK, out)
+		return out, nil
 	}
 	s.mu.Lock()
 	out.Messages, out.LastEventID = append([]message{}, s.recent...), s.lastID
 	s.mu.Unlock()
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // stats is GET /api/stats: the number of open pages and the broker's
 // counters.
-func (s *server) stats(c echo.Context) error {
+func (s *server) stats() stats {
 	s.mu.Lock()
 	online, room := len(s.streams), s.counted
 	s.mu.Unlock()
@@ -481,7 +479,7 @@ func (s *server) stats(c echo.Context) error {
 			Reconnects:    st.Reconnects,
 		}
 	}
-	return c.JSON(http.StatusOK, stats{
+	return stats{
 		Online: online,
 		Room:   room,
 		Redis:  rs,
@@ -494,7 +492,7 @@ func (s *server) stats(c echo.Context) error {
 			SlowClients: bs.SlowClients,
 			Dropped:     bs.Dropped,
 		},
-	})
+	}
 }
 
 // stats is the answer of GET /api/stats.

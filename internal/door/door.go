@@ -8,6 +8,7 @@ package door
 
 import (
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -76,3 +77,28 @@ var (
 	// CompressorsInUse counts the compressors streams hold, for tests.
 	CompressorsInUse func() int64
 )
+
+// Wraps reports whether w, or a writer it wraps (through Unwrap, as
+// http.ResponseController walks them), is a pointer to the type named name
+// of the package at pkgPath: how a door recognises a writer its framework
+// does not export, such as the one of Echo's Gzip middleware.
+func Wraps(w http.ResponseWriter, pkgPath, name string) bool {
+	for w != nil {
+		if Is(w, pkgPath, name) {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}
+
+// Is reports whether w itself is a pointer to the type named name of the
+// package at pkgPath.
+func Is(w http.ResponseWriter, pkgPath, name string) bool {
+	t := reflect.TypeOf(w)
+	return t != nil && t.Kind() == reflect.Pointer && t.Elem().Name() == name && t.Elem().PkgPath() == pkgPath
+}

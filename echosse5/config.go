@@ -1,0 +1,162 @@
+package echosse5
+
+import (
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+
+	"github.com/echosse/echo-sse/sse"
+)
+
+// Config defines the config for the [Middleware]. The zero value of every
+// field means its default. Its fields are [sse.Config]'s, which documents
+// each in full, with Echo's Skipper and an ErrorHandler given the
+// *echo.Context.
+type Config struct {
+	// Skipper defines a function to skip middleware.
+	// Optional. Default value middleware.DefaultSkipper.
+	Skipper middleware.Skipper
+
+	// MaxClients is the number of streams that may be open at once through
+	// this middleware. A request over it does not open a stream: [Open]
+	// returns an error matching [ErrTooManyClients], and the middleware
+	// answers it as Overflow says. See [sse.Config].
+	// Optional. Default value 10000.
+	MaxClients int
+
+	// PingInterval is how long a stream may stay idle before a heartbeat
+	// comment (": ping") is written, so that proxies do not cut it. A
+	// negative value turns heartbeats off. See [sse.Config].
+	// Optional. Default value 25 seconds.
+	PingInterval time.Duration
+
+	// CloseEvent is the type of the event written when the sender closes
+	// the stream's channel. See [sse.Config].
+	// Optional. Default value "close".
+	CloseEvent string
+
+	// MatchQuery, when set, limits streams to requests whose query string
+	// has this key; for others [Open] returns an error matching
+	// [ErrNotRequested]. See [sse.Config].
+	// Optional. Default value "" (any request may open a stream).
+	MatchQuery string
+
+	// BufferSize is the capacity of each stream's channel. See
+	// [sse.Config].
+	// Optional. Default value 8.
+	BufferSize int
+
+	// WriteTimeout bounds every write and flush to a client; a client that
+	// stops reading is dropped with [ErrWriteTimeout]. A negative value
+	// turns it off. See [sse.Config].
+	// Optional. Default value 30 seconds.
+	WriteTimeout time.Duration
+
+	// Retry, when positive, is sent as the "retry" field when a stream
+	// opens. See [sse.Config].
+	// Optional. Default value 0 (not sent).
+	Retry time.Duration
+
+	// Overflow says how a request over MaxClients is answered. See
+	// [sse.Config].
+	// Optional. Default value OverflowRetry.
+	Overflow Overflow
+
+	// RetryAfter is the base delay after which a client refused over
+	// MaxClients should come back, plus jitter. See [sse.Config].
+	// Optional. Default value 5 seconds.
+	RetryAfter time.Duration
+
+	// ShutdownRetry, when positive, makes a stream whose server shuts down
+	// send a "retry" field of this delay (plus jitter) instead of the close
+	// event. See [sse.Config].
+	// Optional. Default value 0 (send the close event).
+	ShutdownRetry time.Duration
+
+	// Compress turns on the stream's own gzip compression for clients that
+	// accept it. Do not put Echo's Gzip in front of stream routes as well
+	// (skip them with GzipConfig.Skipper): [Open] fails with
+	// [ErrDoubleCompression]. See [sse.Config].
+	// Optional. Default value false.
+	Compress bool
+
+	// CompressIdle is how long a compressed stream keeps its compressor
+	// after its last event. See [sse.Config].
+	// Optional. Default value 1 second.
+	CompressIdle time.Duration
+
+	// MaxCompressors bounds the compressors the compressed streams of this
+	// middleware share. See [sse.Config].
+	// Optional. Default value 4 × GOMAXPROCS, at least 8.
+	MaxCompressors int
+
+	// ErrorHandler is told about events that fail validation and about
+	// streams that end because a write failed for a reason other than an
+	// ordinary disconnect. It runs on the stream's pump; c is valid during
+	// the call only. See [sse.Config].
+	// Optional. Default value: log the error with c.Logger().
+	ErrorHandler func(c *echo.Context, err error)
+}
+
+// Overflow says how the middleware answers a request that would exceed
+// Config.MaxClients: [OverflowRetry] or [OverflowUnavailable].
+type Overflow = sse.Overflow
+
+const (
+	// OverflowRetry answers 200 with an event stream that holds only a
+	// "retry" field and ends, which a browser's EventSource comes back
+	// after. The default. See [sse.OverflowRetry].
+	OverflowRetry = sse.OverflowRetry
+
+	// OverflowUnavailable answers 503 Service Unavailable with a
+	// Retry-After header, through Echo's error handler. See
+	// [sse.OverflowUnavailable].
+	OverflowUnavailable = sse.OverflowUnavailable
+)
+
+// Bounds of [Config] fields: [Config.ToMiddleware] refuses larger values.
+const (
+	// MaxDelay bounds Retry, RetryAfter and ShutdownRetry.
+	MaxDelay = sse.MaxDelay
+
+	// MaxBufferSize bounds BufferSize.
+	MaxBufferSize = sse.MaxBufferSize
+)
+
+// DefaultConfig is the default configuration of the [Middleware].
+var DefaultConfig = Config{
+	Skipper:        middleware.DefaultSkipper,
+	MaxClients:     sse.DefaultConfig.MaxClients,
+	PingInterval:   sse.DefaultConfig.PingInterval,
+	CloseEvent:     sse.DefaultConfig.CloseEvent,
+	BufferSize:     sse.DefaultConfig.BufferSize,
+	WriteTimeout:   sse.DefaultConfig.WriteTimeout,
+	Overflow:       sse.DefaultConfig.Overflow,
+	RetryAfter:     sse.DefaultConfig.RetryAfter,
+	CompressIdle:   sse.DefaultConfig.CompressIdle,
+	MaxCompressors: sse.DefaultConfig.MaxCompressors,
+	ErrorHandler:   logError,
+}
+
+func logError(c *echo.Context, err error) { c.Logger().Error("echosse5: stream error", "error", err) }
+
+// core returns the core's configuration for config's fields but Skipper
+// and ErrorHandler, which the middleware keeps.
+func (config Config) core() sse.Config {
+	return sse.Config{
+		MaxClients:     config.MaxClients,
+		PingInterval:   config.PingInterval,
+		CloseEvent:     config.CloseEvent,
+		MatchQuery:     config.MatchQuery,
+		BufferSize:     config.BufferSize,
+		WriteTimeout:   config.WriteTimeout,
+		Retry:          config.Retry,
+		Overflow:       config.Overflow,
+		RetryAfter:     config.RetryAfter,
+		ShutdownRetry:  config.ShutdownRetry,
+		Compress:       config.Compress,
+		CompressIdle:   config.CompressIdle,
+		MaxCompressors: config.MaxCompressors,
+	}
+}

@@ -1,0 +1,92 @@
+package echosse5_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+
+	"github.com/echosse/echo-sse/echosse5"
+	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/doortest"
+	"github.com/echosse/echo-sse/sse"
+)
+
+// door is the Echo v5 door, for the behaviour suite every door passes.
+var door = doortest.Door{
+	Name: "echo5",
+	Serve: func(t testing.TB, cfg doortest.Config, handle doortest.Handle) http.Handler {
+		t.Helper()
+		e := newEcho()
+		if cfg.Gzip {
+			e.Use(middleware.Gzip())
+		}
+		var onError func(c *echo.Context, err error)
+		if cfg.OnError != nil {
+			onError = func(_ *echo.Context, err error) { cfg.OnError(err) }
+		}
+		mw, err := echosse5.Config{
+			MaxClients:     cfg.MaxClients,
+			PingInterval:   cfg.PingInterval,
+			CloseEvent:     cfg.CloseEvent,
+			MatchQuery:     cfg.MatchQuery,
+			BufferSize:     cfg.BufferSize,
+			WriteTimeout:   cfg.WriteTimeout,
+			Retry:          cfg.Retry,
+			Overflow:       cfg.Overflow,
+			RetryAfter:     cfg.RetryAfter,
+			ShutdownRetry:  cfg.ShutdownRetry,
+			Compress:       cfg.Compress,
+			CompressIdle:   cfg.CompressIdle,
+			MaxCompressors: cfg.MaxCompressors,
+			ErrorHandler:   onError,
+		}.ToMiddleware()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Use(mw)
+		e.Any("/*", func(c *echo.Context) error {
+			s, err := echosse5.Open(c)
+			if err != nil {
+				return err
+			}
+			return handle(s, c.Request())
+		})
+		return e
+	},
+}
+
+func TestDoor(t *testing.T) { doortest.Run(t, door) }
+
+// TestDoorAdapter checks the adapter itself while the suite's cases are
+// elsewhere: a stream opens through Serve, behind Gzip, and its handle's
+// events arrive.
+func TestDoorAdapter(t *testing.T) {
+	errs := make(chan error, 1)
+	h := door.Serve(t, doortest.Config{Gzip: true, OnError: func(err error) { errs <- err }}, func(s *sse.Stream, r *http.Request) error {
+		if r.Context() != s.Context() {
+			t.Error("the handle's request does not carry the stream's context")
+		}
+		go func() {
+			defer close(s.C)
+			s.Send(event.Event{ID: "bad\nid"})
+			s.Send(event.Event{Data: "hello"})
+		}()
+		return nil
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res := get(t, srv.URL+"/any/path", "Accept-Encoding", "gzip")
+	if res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatal("not behind Gzip")
+	}
+	if evs := decodeAll(t, body(t, res)); len(evs) != 2 || evs[0].Data != "hello" || evs[1].Type != "close" {
+		t.Fatalf("got %v, want the event and the close event", evs)
+	}
+	if err := within(t, "OnError", errs); !strings.Contains(err.Error(), "invalid id") {
+		t.Fatalf("OnError got %v, want the invalid event's error", err)
+	}
+}
