@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/labstack/echo/v5/middleware"
 
+	"github.com/echosse/echo-sse/internal/door"
 	"github.com/echosse/echo-sse/sse"
 )
 
@@ -141,22 +142,10 @@ var DefaultConfig = Config{
 
 func logError(c *echo.Context, err error) { c.Logger().Error("echosse5: stream error", "error", err) }
 
-// core returns the core's configuration for config's fields but Skipper
-// and ErrorHandler, which the middleware keeps.
+// core returns the core's configuration: config's fields but Skipper and
+// ErrorHandler, which the middleware keeps.
 func (config Config) core() sse.Config {
-	return sse.Config{
-		MaxClients:     config.MaxClients,
-		PingInterval:   config.PingInterval,
-		CloseEvent:     config.CloseEvent,
-		MatchQuery:     config.MatchQuery,
-		BufferSize:     config.BufferSize,
-		WriteTimeout:   config.WriteTimeout,
-		Retry:          config.Retry,
-		Overflow:       config.Overflow,
-		RetryAfter:     config.RetryAfter,
-		ShutdownRetry:  config.ShutdownRetry,
-		Compress:       config.Compress,
-		CompressIdle:   config.CompressIdle,
-		MaxCompressors: config.MaxCompressors,
-	}
+	var c sse.Config
+	door.CopyFields(&c, config, "ErrorHandler")
+	return c
 }

@@ -9,6 +9,7 @@ package door
 import (
 	"net/http"
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -101,4 +102,26 @@ func Wraps(w http.ResponseWriter, pkgPath, name string) bool {
 func Is(w http.ResponseWriter, pkgPath, name string) bool {
 	t := reflect.TypeOf(w)
 	return t != nil && t.Kind() == reflect.Pointer && t.Elem().Name() == name && t.Elem().PkgPath() == pkgPath
+}
+
+// CopyFields sets every field of the struct *dst but those named in except
+// to the field of the same name of the struct src: how a door turns its
+// Config into the core's (sse.Config), whose fields its own repeats beside
+// Skipper, with an ErrorHandler of its own type. It panics if src lacks
+// one of those fields or has it with another type, which the door's tests
+// catch the moment the core gains a field the door does not have.
+func CopyFields(dst, src any, except ...string) {
+	d := reflect.ValueOf(dst).Elem()
+	s := reflect.ValueOf(src)
+	for i := range d.NumField() {
+		f := d.Type().Field(i)
+		if slices.Contains(except, f.Name) {
+			continue
+		}
+		v := s.FieldByName(f.Name)
+		if !v.IsValid() || v.Type() != f.Type {
+			panic("door: " + s.Type().String() + " has no field " + f.Name + " of type " + f.Type.String())
+		}
+		d.Field(i).Set(v)
+	}
 }
