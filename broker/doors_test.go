@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	echo5 "github.com/labstack/echo/v5"
 
 	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/echosse5"
 	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/sse"
 )
@@ -39,13 +41,26 @@ func doorServers(t *testing.T, b *Broker) map[string]*httptest.Server {
 		}
 		return subscribe(s)
 	})
+	e5 := echo5.New()
+	e5.Use(echosse5.Middleware(echosse5.Config{}))
+	e5.GET("/events", func(c *echo5.Context) error {
+		s, err := echosse5.Open(c)
+		if err != nil {
+			return err
+		}
+		return subscribe(s)
+	})
 	core, err := sse.New(sse.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /events", core.Handler(func(s *sse.Stream, _ *http.Request) error { return subscribe(s) }))
-	servers := map[string]*httptest.Server{"echo4": httptest.NewServer(e), "nethttp": httptest.NewServer(mux)}
+	servers := map[string]*httptest.Server{
+		"echo4":   httptest.NewServer(e),
+		"echo5":   httptest.NewServer(e5),
+		"nethttp": httptest.NewServer(mux),
+	}
 	for _, srv := range servers {
 		t.Cleanup(func() {
 			b.Close() // ends every stream
