@@ -110,8 +110,8 @@ func maxClientsAnswer(t *testing.T, r *rig, mode sse.Overflow, retryAfter time.D
 	if mode == sse.OverflowUnavailable && res.StatusCode == http.StatusServiceUnavailable {
 		b, _ := io.ReadAll(res.Body)
 		secs, err := strconv.Atoi(res.Header.Get("Retry-After"))
-		if min, max := int(retryAfter/time.Second), int(2*retryAfter/time.Second); err != nil || secs < min || secs > max {
-			return nil, fmt.Sprintf("refused with Retry-After %q, want %d to %d seconds", res.Header.Get("Retry-After"), min, max)
+		if lo, hi := int(retryAfter/time.Second), int(2*retryAfter/time.Second); err != nil || secs < lo || secs > hi {
+			return nil, fmt.Sprintf("refused with Retry-After %q, want %d to %d seconds", res.Header.Get("Retry-After"), lo, hi)
 		}
 		if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 			return nil, fmt.Sprintf("refused with 503 and an event stream: %q", b)
