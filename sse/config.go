@@ -106,9 +106,12 @@ type Config struct {
 	// MaxCompressors to write each event, so that a compressed stream costs
 	// a few KB instead of the compressor a gzip middleware pins for the
 	// response's whole life, and their total memory stays bounded however
-	// many streams are busy at once. Do not put a compression middleware
-	// (Echo's Gzip, gzhttp) in front of stream routes as well: [Server.Open]
-	// fails with [ErrDoubleCompression].
+	// many streams are busy at once. A compression middleware in front of
+	// stream routes that compresses whatever the handler writes, as Echo's
+	// Gzip does, would compress them twice: [Server.Open] fails with
+	// [ErrDoubleCompression]. One that leaves alone a response whose
+	// Content-Encoding is set, as gzhttp does, passes compressed streams
+	// through as they are.
 	// Optional. Default value false.
 	Compress bool
 

@@ -39,9 +39,12 @@ var (
 	ErrWriterWrapped = errors.New("echosse: the response writer was wrapped by a middleware registered after the stream middleware; register it before")
 
 	// ErrDoubleCompression: Config.Compress is on and a compression
-	// middleware (Echo's Gzip, gzhttp) is in front of the stream route:
-	// the stream would be compressed twice. Skip stream routes in that
-	// middleware (GzipConfig.Skipper) or turn Compress off. Answered 500.
+	// middleware that compresses whatever the handler writes (Echo's Gzip)
+	// is in front of the stream route: the stream would be compressed
+	// twice. Skip stream routes in that middleware (GzipConfig.Skipper) or
+	// turn Compress off. Answered 500. (gzhttp leaves a response whose
+	// Content-Encoding is set alone: a stream compressed by the core
+	// passes through it.)
 	ErrDoubleCompression = errors.New("echosse: Config.Compress is on and a compression middleware (Echo's Gzip) is in front of this stream route; skip the route in that middleware or turn Compress off")
 
 	// ErrCommitted: the response was already sent (the Echo doors know).

@@ -85,7 +85,10 @@ const LastEventIDQuery = "lastEventID"
 // retry field, when set), so a browser's EventSource fires "open"
 // immediately; the body goes on with the first event or heartbeat. Until
 // then the stream has written nothing, which keeps a connection that waits
-// for its first event as light as one that has not been answered.
+// for its first event as light as one that has not been answered. Behind a
+// compression middleware that sends nothing before the body's first byte
+// (gzhttp: a flush before any write does nothing), the headers go with the
+// first event or heartbeat instead; set Config.Retry to send them at once.
 //
 // When no stream can be opened, Open writes nothing and returns an error
 // matching one of [ErrNotRequested], [ErrTooManyClients],

@@ -1,0 +1,63 @@
+package echosse_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/internal/doortest"
+)
+
+// door is the Echo v4 door as the behaviour suite sees it: an Echo app
+// with Recover outermost (as the README says to register it, so a panic in
+// a handler becomes an error and the connection lives), Gzip next when the
+// suite asks for it, then echosse.Middleware, and one route for every path
+// and method that opens a stream and hands it to the suite.
+var door = doortest.Door{
+	Name: "echo4",
+	Serve: func(t testing.TB, cfg doortest.Config, handle doortest.Handle) http.Handler {
+		e := newEcho()
+		e.Use(middleware.Recover())
+		if cfg.Gzip {
+			e.Use(middleware.Gzip())
+		}
+		c := cfg.Config
+		mw, err := echosse.Config{
+			MaxClients:     c.MaxClients,
+			PingInterval:   c.PingInterval,
+			CloseEvent:     c.CloseEvent,
+			MatchQuery:     c.MatchQuery,
+			BufferSize:     c.BufferSize,
+			WriteTimeout:   c.WriteTimeout,
+			Retry:          c.Retry,
+			Overflow:       c.Overflow,
+			RetryAfter:     c.RetryAfter,
+			ShutdownRetry:  c.ShutdownRetry,
+			Compress:       c.Compress,
+			CompressIdle:   c.CompressIdle,
+			MaxCompressors: c.MaxCompressors,
+			ErrorHandler: func(_ echo.Context, err error) {
+				if cfg.OnError != nil {
+					cfg.OnError(err)
+				}
+			},
+		}.ToMiddleware()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Use(mw)
+		e.Any("/*", func(c echo.Context) error {
+			s, err := echosse.Open(c)
+			if err != nil {
+				return err
+			}
+			return handle(s, c.Request())
+		})
+		return e
+	},
+}
+
+func TestDoor(t *testing.T) { doortest.Run(t, door) }
