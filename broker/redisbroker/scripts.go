@@ -79,6 +79,13 @@ end
 // one, or the topics hash, still names the message before, so Replay's
 // gap check stays exact.
 //
+// Its first write is the SET of the Seq, before anything is trimmed: Redis
+// checks a script without flags against maxmemory at its first write, if
+// that write is a command that may grow the data; so a Redis out of memory
+// under maxmemory-policy noeviction refuses the script with its OOM error
+// before it has changed anything. (Flags in a shebang would have Redis
+// refuse the script before it starts, but need Redis 7.)
+//
 // KEYS: seq, base, topics, forgot, ids, log, the topic's stream.
 // ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
 // that goes back before 1970 trims nothing), LogSize, HistoryBytes (-1:
@@ -89,13 +96,17 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local prev = redis.call('GET', KEYS[1])
 local seq
-if prev then
-  seq = math.max(tonumber(prev) + 1, now)
-else
-  prev, seq = '0', now
+if prev then seq = math.max(tonumber(prev) + 1, now) else seq = now end
+local s = num(seq)
+-- The first write. Redis refuses a script that runs out of memory only
+-- at its first write, and only if that one may grow the data (SET may,
+-- XTRIM may not): a script whose first write is a trim would go on past
+-- the limit.
+redis.call('SET', KEYS[1], s)
+if not prev then
+  prev = '0'
   redis.call('SET', KEYS[2], num(now - 1))
 end
-local s = num(seq)
 local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or '0'
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
 for i = 7, #ARGV do entry[#entry + 1] = ARGV[i] end
@@ -130,7 +141,6 @@ else
   end
 end
 redis.call('HSET', KEYS[3], ARGV[1], s)
-redis.call('SET', KEYS[1], s)
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], s, ARGV[6]) end
 return s
 `)
