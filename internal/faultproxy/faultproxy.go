@@ -123,19 +123,15 @@ func (p *Proxy) DialErr() error {
 	return p.dialErr
 }
 
-// Close stops listening, closes every connection, and returns once every
-// goroutine of the proxy has ended.
+// Close stops listening, closes every connection (dropping what waits in
+// a pause), and returns once every goroutine of the proxy has ended.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil
 	}
-	p.closed = true
-	if p.resume != nil {
-		close(p.resume)
-		p.resume = nil
-	}
+	p.closed = true // what waits is dropped, not let through
 	p.mu.Unlock()
 	err := p.ln.Close()
 	p.teardown(false)
@@ -234,9 +230,12 @@ func (p *Proxy) hold(l *link) bool {
 	var delay time.Duration
 	for {
 		p.mu.Lock()
-		resume := p.resume
+		resume, closed := p.resume, p.closed
 		delay = p.delay
 		p.mu.Unlock()
+		if closed {
+			return false
+		}
 		if resume == nil {
 			break
 		}
