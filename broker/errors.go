@@ -69,6 +69,7 @@ type PublishError struct {
 	Err error
 }
 
+// Error says what happened to the event, naming its ID when it has one.
 func (e *PublishError) Error() string {
 	if e.ID != "" {
 		return fmt.Sprintf("broker: publishing event %q on %q: %v", e.ID, e.Topic, e.Err)
