@@ -56,7 +56,10 @@ type Backend interface {
 	// ev.ID is empty the backend assigns an ID that names the message's
 	// position; otherwise it keeps ev.ID. It returns an
 	// [*event.FieldError] for an event that cannot be encoded, and
-	// [ErrClosed] after Close.
+	// [ErrClosed] after Close. A backend that sent the event somewhere
+	// and does not know whether it was stored (the answer never came)
+	// returns a [*PublishError] wrapping [ErrUnknownOutcome]; it must not
+	// store the event twice, whatever it retries.
 	Publish(ctx context.Context, topic string, ev event.Event) (Message, error)
 
 	// Replay returns, in Seq order, the messages of topics published after

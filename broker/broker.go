@@ -301,7 +301,12 @@ func (b *Broker) drain(s *sub) {
 //
 // It returns an error, and publishes nothing, when topic is empty, when ev
 // cannot be encoded (an [*event.FieldError]), when ctx is done, or after
-// Close ([ErrClosed]).
+// Close ([ErrClosed]); with a distributed backend, also when the backend
+// refused the event or could not be reached. When such a backend sent the
+// event but got no answer, the event may have been published all the
+// same: then the error is a [*PublishError] wrapping [ErrUnknownOutcome],
+// with the event's ID if the caller set one. The default backend never
+// returns one.
 func (b *Broker) Publish(ctx context.Context, topic string, ev event.Event) (id string, err error) {
 	if topic == "" {
 		return "", errors.New("broker: Publish needs a topic")

@@ -1,6 +1,9 @@
 package broker
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrGap is returned, wrapped, by [Broker.Subscribe] when the stream's
@@ -32,7 +35,47 @@ var (
 	// replaying. Other subscribers are not affected.
 	ErrChannelClosed = errors.New("broker: a subscribed stream's channel was closed (the broker sends on it: the handler must not close it)")
 
+	// ErrUnknownOutcome is wrapped by the error [Broker.Publish] returns,
+	// a [*PublishError], when the backend sent the event but cannot tell
+	// whether it stored it: the answer never came (the connection broke,
+	// or the backend did not answer in time). The event may have been
+	// stored, and delivered to every subscriber, or not; it is not stored
+	// twice. A distributed backend says in the error until when it may
+	// still store it, and whether the caller can find out which. The
+	// in-memory history never returns it.
+	ErrUnknownOutcome = errors.New("broker: the outcome of the publish is unknown")
+
 	// ErrSubscribed is returned by [Broker.Subscribe] for a stream that is
 	// already subscribed: a stream subscribes to all its topics in one call.
 	ErrSubscribed = errors.New("broker: stream already subscribed; subscribe to all its topics in one call")
 )
+
+// A PublishError is the error [Broker.Publish] returns when the backend
+// cannot tell whether it stored the event: Err wraps [ErrUnknownOutcome]
+// and the cause (errors.Is finds either). Other failures of Publish are
+// plain errors: the event was not stored.
+type PublishError struct {
+	// Topic is the topic the event was published on.
+	Topic string
+
+	// ID is the ID the event has if it was stored: the one the caller
+	// gave it. It is empty when the backend assigns the ID as it stores
+	// the event (the Redis backend's IDs are Redis's clock when it runs
+	// the publish), and so could not tell it; give events IDs of your own
+	// to be able to look for them afterwards.
+	ID string
+
+	// Err says what happened; it wraps ErrUnknownOutcome.
+	Err error
+}
+
+// Error says what happened to the event, naming its ID when it has one.
+func (e *PublishError) Error() string {
+	if e.ID != "" {
+		return fmt.Sprintf("broker: publishing event %q on %q: %v", e.ID, e.Topic, e.Err)
+	}
+	return fmt.Sprintf("broker: publishing on %q: %v", e.Topic, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *PublishError) Unwrap() error { return e.Err }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,10 @@ type Backend struct {
 	cfg    Config
 	keys   keys
 
+	instance string        // random: with calls, makes each Publish call's key
+	calls    atomic.Uint64 // Publish calls so far
+	clock    serverClock
+
 	mu        sync.Mutex
 	started   bool
 	delivered uint64        // the Seq of the last message delivered
@@ -52,6 +58,8 @@ type Backend struct {
 
 	published     atomic.Uint64
 	publishErrors atomic.Uint64
+	unknown       atomic.Uint64
+	deduplicated  atomic.Uint64
 	deliveredN    atomic.Uint64
 	recovered     atomic.Uint64
 	lost          atomic.Uint64
@@ -62,7 +70,7 @@ type Backend struct {
 
 // keys are the names of a backend's keys (see scripts.go).
 type keys struct {
-	seq, base, topics, forgot, ids, log, topic string
+	seq, base, topics, forgot, ids, log, topic, pub string
 }
 
 func newKeys(prefix string) keys {
@@ -75,6 +83,7 @@ func newKeys(prefix string) keys {
 		ids:    p + "ids",
 		log:    p + "log",
 		topic:  p + "topic:",
+		pub:    p + "pub:",
 	}
 }
 
@@ -98,6 +107,7 @@ func New(client *redis.Client, cfg Config) (*Backend, error) {
 		client:   client,
 		cfg:      cfg,
 		keys:     newKeys(cfg.Prefix),
+		instance: strconv.FormatUint(rand.Uint64(), 36),
 		advanced: make(chan struct{}),
 		quit:     make(chan struct{}),
 		tailDone: make(chan struct{}),
@@ -127,6 +137,11 @@ func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
 	if last, err = b.head(ctx); err != nil {
 		return 0, err
 	}
+	now, err := b.client.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redisbroker: %w", err)
+	}
+	b.clock.observe(now.UnixMicro())
 	b.started = true
 	b.delivered = last
 	go b.tail(deliver, last)
@@ -158,13 +173,29 @@ func (b *Backend) head(ctx context.Context) (uint64, error) {
 // look like the in-memory history's, keep growing when Redis is restarted
 // or even loses its data, and are the same in every process.
 //
-// When Redis cannot be reached, or does not answer in time, Publish returns
-// an error wrapping go-redis's and counts it in Stats.PublishErrors. If the
-// connection broke after the request was sent, the event may have been
-// stored all the same; and since go-redis sends a command again when its
-// connection breaks (redis.Options.MaxRetries), it may then be stored
-// twice, under two IDs. A client with MaxRetries -1 rules that out, at the
-// price of more errors to handle.
+// A message is stored once at most, whatever is retried. Each Publish call
+// gives its requests a key of their own and a deadline,
+// Config.PublishTimeout after the call or ctx's deadline if that is
+// sooner: Redis stores the event for the first of them to run, answers the
+// others with the Seq it got, and stores nothing for a request that comes
+// after the deadline. So a request that timed out on the client, which
+// go-redis sends again on a new connection (redis.Options.MaxRetries),
+// cannot store the event a second time, however late either of them
+// reaches Redis.
+//
+// When Redis cannot be reached, refuses the event (an OOM error when it is
+// at its maxmemory under maxmemory-policy noeviction: [redis.IsOOMError]
+// finds it), or its answer comes after the deadline, Publish returns an
+// error wrapping go-redis's, and nothing was stored. When a request was
+// sent and its answer never came (the connection broke, or go-redis gave
+// up waiting), Publish sends it again, after a backoff (Config.MinBackoff
+// to Config.MaxBackoff), until Redis answers, ctx is done, or a second
+// after the deadline: an answer, even one after the deadline, settles
+// whether the event was stored. If none came, Publish returns a [*broker.PublishError]
+// wrapping [broker.ErrUnknownOutcome], which says by when Redis stores the
+// event, if ever; its ID is the event's if the caller set one. Every error
+// is counted in Stats.PublishErrors, those of unknown outcome in
+// Stats.UnknownOutcomes too.
 func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (broker.Message, error) {
 	if b.closed.Load() {
 		return broker.Message{}, broker.ErrClosed
@@ -185,33 +216,181 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 		return broker.Message{}, err
 	}
 
+	start := time.Now()
+	window := b.cfg.PublishTimeout
+	if d, ok := ctx.Deadline(); ok {
+		window = min(window, d.Sub(start))
+	}
+	if err := ctx.Err(); err != nil {
+		return broker.Message{}, err
+	}
+	if window <= 0 {
+		return broker.Message{}, context.DeadlineExceeded
+	}
+	call := &publishCall{deadline: strconv.FormatInt(b.clock.now()+window.Microseconds(), 10)}
+	keys, args := b.publishRequest(topic, ev, call)
+	fail := func(err error) (broker.Message, error) {
+		b.publishErrors.Add(1)
+		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: %w", topic, err)
+	}
+	var seq uint64
+	for attempt := 1; ; attempt++ {
+		status, s, err := b.runPublish(ctx, keys, args, call)
+		sent := call.sent.Load()
+		var rerr redis.Error
+		switch {
+		case err == nil && (status == pubStored || status == pubFound):
+			if seq, err = strconv.ParseUint(s, 10, 64); err != nil {
+				return fail(fmt.Errorf("the script returned %q", s))
+			}
+			if status == pubFound {
+				b.deduplicated.Add(1)
+			}
+		case err == nil && (status == pubLate || status == pubForgotten && sent == 1):
+			return fail(fmt.Errorf("not stored: Redis ran the request after its deadline, %v after the call (Config.PublishTimeout, or ctx's deadline)",
+				window.Round(time.Millisecond)))
+		case err == nil && status == pubForgotten:
+			return b.unknownOutcome(topic, custom, start.Add(window), sent,
+				errors.New("Redis ran the last request too long after the deadline to tell about the others"))
+		case err == nil:
+			return fail(errBadReply)
+		case sent == 0, errors.As(err, &rerr) && sent == 1:
+			// Nothing was sent, or Redis answered the only request
+			// with an error: nothing was stored.
+			return fail(err)
+		}
+		if err == nil {
+			break
+		}
+		// A request was sent and its answer never came, or an earlier one
+		// may still reach Redis: ask again, with the same key.
+		left := start.Add(window + publishKeep/2).Sub(time.Now())
+		if ctx.Err() != nil || left <= 0 || b.closed.Load() {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (the last request: %w)", ctx.Err(), err)
+			}
+			return b.unknownOutcome(topic, custom, start.Add(window), sent, err)
+		}
+		t := time.NewTimer(min(b.backoff(attempt), left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-b.quit:
+		}
+		t.Stop()
+	}
+	b.published.Add(1)
+	if custom == "" {
+		ev.ID = strconv.FormatUint(seq, 10)
+	}
+	if ev, err = ev.Prepare(); err != nil { // checked above: cannot fail
+		return broker.Message{}, err
+	}
+	return broker.Message{Topic: topic, Seq: seq, Time: time.UnixMicro(int64(seq)), Event: ev}, nil
+}
+
+// publishRequest returns the keys and arguments of the publish script for
+// a Publish call of ev on topic, with a key of the call's own.
+func (b *Backend) publishRequest(topic string, ev event.Event, call *publishCall) (keys []string, args []any) {
 	k := b.keys
 	age := int64(0)
 	if b.cfg.HistoryAge > 0 {
 		age = b.cfg.HistoryAge.Microseconds()
 	}
 	limit := max(b.cfg.HistoryBytes, -1)
-	args := make([]any, 0, 6+10)
-	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, custom)
+	args = make([]any, 0, 8+10)
+	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, ev.ID, call, publishKeep.Milliseconds())
 	args = eventFields(args, ev)
-	s, err := publishScript.Run(ctx, b.client,
-		[]string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic}, args...).Text()
+	keys = []string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic,
+		k.pub + b.instance + "." + strconv.FormatUint(b.calls.Add(1), 36)}
+	return keys, args
+}
+
+// publishKeep is how long after a Publish call's deadline Redis keeps the
+// call's key: a request of the call that runs within it is told for sure
+// whether the event was stored.
+const publishKeep = 2 * time.Second
+
+// publishCall is a Publish call's deadline, as an argument of the publish
+// script that counts how many times go-redis writes the script's request
+// to a connection: when each write was answered, nothing more can reach
+// Redis. go-redis marshals such an argument every time it writes the
+// command (encoding.BinaryMarshaler).
+type publishCall struct {
+	deadline string // in microseconds on the server's clock
+	sent     atomic.Int32
+}
+
+// MarshalBinary counts a request written, and returns the deadline.
+func (c *publishCall) MarshalBinary() ([]byte, error) {
+	c.sent.Add(1)
+	return []byte(c.deadline), nil
+}
+
+// String returns the deadline, for whatever logs commands.
+func (c *publishCall) String() string { return c.deadline }
+
+// runPublish runs the publish script (EVALSHA, then EVAL if Redis does not
+// have it) and returns its status and Seq, noting the server's clock.
+func (b *Backend) runPublish(ctx context.Context, keys []string, args []any, call *publishCall) (status int64, seq string, err error) {
+	before := call.sent.Load()
+	cmd := publishScript.EvalSha(ctx, b.client, keys, args...)
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if call.sent.Load() == before+1 {
+			call.sent.Add(-1) // its only request was not run
+		}
+		cmd = publishScript.Eval(ctx, b.client, keys, args...)
+	}
+	reply, err := cmd.Slice()
 	if err != nil {
-		b.publishErrors.Add(1)
-		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: %w", topic, err)
+		return 0, "", err
 	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: the script returned %q", topic, s)
+	if len(reply) != 3 {
+		return 0, "", errBadReply
 	}
-	b.published.Add(1)
-	if custom == "" {
-		ev.ID = s
+	status, _ = reply[0].(int64)
+	seq, _ = reply[1].(string)
+	now, _ := reply[2].(string)
+	if us, err := strconv.ParseInt(now, 10, 64); err == nil {
+		b.clock.observe(us)
 	}
-	if ev, err = ev.Prepare(); err != nil { // checked above: cannot fail
-		return broker.Message{}, err
+	return status, seq, nil
+}
+
+// unknownOutcome counts and returns the error of a Publish call that sent
+// requests and got no answer that settles whether the event was stored.
+func (b *Backend) unknownOutcome(topic, id string, deadline time.Time, sent int32, cause error) (broker.Message, error) {
+	b.publishErrors.Add(1)
+	b.unknown.Add(1)
+	return broker.Message{}, &broker.PublishError{Topic: topic, ID: id, Err: fmt.Errorf(
+		"redisbroker: %w: %d requests sent to Redis and no answer settled it; Redis stores the event before %s or never: %w",
+		broker.ErrUnknownOutcome, sent, deadline.Format(time.RFC3339Nano), cause)}
+}
+
+// serverClock estimates the Redis server's clock from the last reading the
+// backend got, and this process's monotonic clock since then: a little
+// behind the server's, by the time the answer took to come.
+type serverClock struct {
+	mu sync.Mutex
+	us int64     // microseconds since 1970, as the server said
+	at time.Time // when this process heard it
+}
+
+func (c *serverClock) observe(us int64) {
+	c.mu.Lock()
+	c.us, c.at = us, time.Now()
+	c.mu.Unlock()
+}
+
+// now returns the server's clock in microseconds since 1970, or this
+// process's before the backend has read it.
+func (c *serverClock) now() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() {
+		return time.Now().UnixMicro()
 	}
-	return broker.Message{Topic: topic, Seq: seq, Time: time.UnixMicro(int64(seq)), Event: ev}, nil
+	return c.us + time.Since(c.at).Microseconds()
 }
 
 // Replay implements [broker.Backend]: one script reads, atomically, each
@@ -444,8 +623,18 @@ type Stats struct {
 	Published uint64
 
 	// PublishErrors is the number of Publish calls that failed because
-	// Redis could not be reached or did not answer.
+	// Redis could not be reached, did not answer, or refused the event.
 	PublishErrors uint64
+
+	// UnknownOutcomes is the number of those that returned
+	// broker.ErrUnknownOutcome: requests were sent, and no answer came.
+	UnknownOutcomes uint64
+
+	// Deduplicated is the number of Publish calls whose event an earlier
+	// request of the same call had stored: a request that timed out on
+	// the client was run by Redis all the same, and the one sent again
+	// found it done.
+	Deduplicated uint64
 
 	// Delivered is the number of messages, published by any process, that
 	// this process read and delivered to its broker.
@@ -482,15 +671,17 @@ func (b *Backend) Stats() Stats {
 	started := b.started
 	b.mu.Unlock()
 	return Stats{
-		Published:     b.published.Load(),
-		PublishErrors: b.publishErrors.Load(),
-		Delivered:     b.deliveredN.Load(),
-		Recovered:     b.recovered.Load(),
-		Lost:          b.lost.Load(),
-		ReadErrors:    b.readErrors.Load(),
-		Reconnects:    b.reconnects.Load(),
-		Connected:     started && !b.closed.Load() && !b.down.Load(),
-		LastSeq:       last,
+		Published:       b.published.Load(),
+		PublishErrors:   b.publishErrors.Load(),
+		UnknownOutcomes: b.unknown.Load(),
+		Deduplicated:    b.deduplicated.Load(),
+		Delivered:       b.deliveredN.Load(),
+		Recovered:       b.recovered.Load(),
+		Lost:            b.lost.Load(),
+		ReadErrors:      b.readErrors.Load(),
+		Reconnects:      b.reconnects.Load(),
+		Connected:       started && !b.closed.Load() && !b.down.Load(),
+		LastSeq:         last,
 	}
 }
 

@@ -101,6 +101,9 @@ func TestConfig(t *testing.T) {
 		{"age of 56 years", Config{HistoryAge: 56 * 365 * 24 * time.Hour}, "HistoryAge must be at most 10 years"},
 		{"largest age", Config{HistoryAge: math.MaxInt64}, "HistoryAge must be at most 10 years"},
 		{"backoff of a year", Config{MaxBackoff: 365 * 24 * time.Hour}, "MaxBackoff must be at most an hour"},
+		{"negative publish timeout", Config{PublishTimeout: -time.Second}, "PublishTimeout"},
+		{"publish timeout of a millisecond", Config{PublishTimeout: time.Millisecond}, "PublishTimeout"},
+		{"publish timeout of a day", Config{PublishTimeout: 24 * time.Hour}, "PublishTimeout"},
 	}
 	client := redis.NewClient(&redis.Options{Addr: shared.Addr})
 	defer client.Close()
@@ -112,7 +115,8 @@ func TestConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 				if b.cfg.Prefix != "echosse" || b.cfg.HistorySize != 1000 || b.cfg.HistoryAge != time.Hour ||
-					b.cfg.HistoryBytes != 4<<20 || b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil {
+					b.cfg.HistoryBytes != 4<<20 || b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil ||
+					b.cfg.PublishTimeout != 10*time.Second {
 					t.Fatalf("defaults not filled: %+v", b.cfg)
 				}
 				return

@@ -43,10 +43,24 @@
 // to the last message published anywhere, so a client that reconnects to a
 // process a little behind the one it left is not told of a false gap.
 //
-// # When Redis is unreachable
+// # When Redis is unreachable, stalls or is full
 //
 // Publish returns an error (wrapping go-redis's) and counts it: an event is
-// never dropped silently. Subscribed streams stay open. The log reader tries
+// never dropped silently. It is never stored twice either: every request
+// of one Publish call carries a key of the call's own and a deadline
+// (Config.PublishTimeout, or ctx's if sooner), so that a request that
+// timed out on the client and was sent again (go-redis's
+// redis.Options.MaxRetries, whatever they are, and the backend's own
+// retries) is stored once however late each reaches Redis, and not at all
+// after the deadline. An error means nothing was stored, but for one that
+// wraps [broker.ErrUnknownOutcome] (a [*broker.PublishError]): requests
+// were sent and no answer came before ctx ended or the deadline passed, so
+// the event is stored, and delivered to every subscriber, before that
+// deadline or never; Publish sends the request again while it waits, and
+// an answer settles it. A Redis at its maxmemory under maxmemory-policy
+// noeviction refuses the publish with its OOM error ([redis.IsOOMError]):
+// nothing is stored and the history stays as it was, while replay and
+// delivery go on. Subscribed streams stay open. The log reader tries
 // again with exponential backoff (Config.MinBackoff to Config.MaxBackoff)
 // and resumes from the last message it delivered, so subscribers receive
 // everything Redis accepted, in order; if the log was trimmed past that
@@ -88,6 +102,10 @@
 // history of events of 100 bytes then takes 2.5 times the memory (fewer
 // entries to a node): lower it for many topics of few events, not for few
 // topics of many.
+//
+// Each Publish call leaves a key of about 160 bytes for Config.PublishTimeout
+// and 2 s more (the call's key, for its retries): about 19 MB at 10,000
+// publishes a second with the default.
 //
 // The log is bounded in events only: it holds about Config.LogSize events
 // of every topic, whatever their size (10,000 events of 64 KiB take about

@@ -12,6 +12,10 @@ import "github.com/redis/go-redis/v9"
 //	{P}:ids          sorted set: caller-set event ID -> Seq
 //	{P}:log          stream of every message, on every topic
 //	{P}:topic:NAME   stream of the messages of topic NAME
+//	{P}:pub:KEY      the Seq a Publish call stored its event under, KEY
+//	                 being the call's own (an instance's random ID and a
+//	                 counter); it expires a little after the call's
+//	                 deadline
 //
 // A message is the same entry in its topic's stream and in the log. Its
 // entry ID is its Seq split into milliseconds and microseconds (Seq
@@ -79,26 +83,60 @@ end
 // one, or the topics hash, still names the message before, so Replay's
 // gap check stays exact.
 //
-// KEYS: seq, base, topics, forgot, ids, log, the topic's stream.
+// It is idempotent: every request of one Publish call (go-redis's
+// retries, and the backend's own) carries the call's key and deadline, a
+// time on the Redis server's clock. The first request to run stores the
+// event and, in the call's key, its Seq, kept until the deadline has
+// passed and keep more milliseconds; a request that finds the key returns
+// that Seq and stores nothing; a request that runs after the deadline
+// stores nothing either: so whenever a request arrives, however late, the
+// event is stored once at most, and never after the deadline. Within keep
+// after the deadline, a late request can still tell for sure whether the
+// event was stored.
+//
+// Its first write is the SET of the call's key, before anything is
+// trimmed: Redis checks a script without flags against maxmemory at its
+// first write, if that write is a command that may grow the data; so a
+// Redis out of memory under maxmemory-policy noeviction refuses the script
+// with its OOM error before it has changed anything. Before that it only
+// reads, so that a request finding its event stored is answered even
+// then. (A shebang's flags would have Redis refuse the script before it
+// starts, that answer included, and need Redis 7.)
+//
+// KEYS: seq, base, topics, forgot, ids, log, the topic's stream, the
+// call's key.
 // ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
 // that goes back before 1970 trims nothing), LogSize, HistoryBytes (-1:
-// none), the caller-set ID ("" if none), then the entry's event fields.
-// Returns the Seq.
+// none), the caller-set ID ("" if none), the deadline in microseconds
+// since 1970 on the server's clock, keep in milliseconds, then the entry's
+// event fields.
+// Returns {status, Seq, the server's clock in microseconds}, status being
+// one of the pub* constants.
 var publishScript = redis.NewScript(luaHelpers + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local done = redis.call('GET', KEYS[8])
+if done then return {2, done, num(now)} end
+local deadline, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
+if now > deadline + keep * 1000 then return {4, '', num(now)} end
+if now > deadline then return {3, '', num(now)} end
 local prev = redis.call('GET', KEYS[1])
 local seq
-if prev then
-  seq = math.max(tonumber(prev) + 1, now)
-else
-  prev, seq = '0', now
+if prev then seq = math.max(tonumber(prev) + 1, now) else seq = now end
+local s = num(seq)
+-- The first write. Redis refuses a script that runs out of memory only
+-- at its first write, and only if that one may grow the data (SET may,
+-- XTRIM may not): a script whose first write is a trim would go on past
+-- the limit.
+redis.call('SET', KEYS[8], s, 'PX', num(math.floor((deadline - now) / 1000) + 1 + keep))
+redis.call('SET', KEYS[1], s)
+if not prev then
+  prev = '0'
   redis.call('SET', KEYS[2], num(now - 1))
 end
-local s = num(seq)
 local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or '0'
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
-for i = 7, #ARGV do entry[#entry + 1] = ARGV[i] end
+for i = 9, #ARGV do entry[#entry + 1] = ARGV[i] end
 local age = tonumber(ARGV[3])
 if age > 0 and now - age > 0 then
   redis.call('XTRIM', KEYS[7], 'MINID', id(num(now - age)))
@@ -130,10 +168,17 @@ else
   end
 end
 redis.call('HSET', KEYS[3], ARGV[1], s)
-redis.call('SET', KEYS[1], s)
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], s, ARGV[6]) end
-return s
+return {1, s, num(now)}
 `)
+
+// The statuses publishScript returns.
+const (
+	pubStored    = 1 // stored now
+	pubFound     = 2 // stored by an earlier request of the same call
+	pubLate      = 3 // not stored: the deadline has passed, and no request of the call stored it
+	pubForgotten = 4 // not stored by this request; too long after the deadline to tell about the others
+)
 
 // replayScript reads, atomically, the messages of some topics published
 // after an event ID, up to a Seq, and says whether the history has them

@@ -35,9 +35,10 @@ type Server struct {
 // dir, and returns once it answers PING. With persist, every write is in
 // the append-only file before Redis answers it, so that a restart (Stop,
 // then Start) loses nothing Redis accepted; without, nothing is written to
-// disk. It returns an error saying to run scripts/test.sh when the server
-// is not installed.
-func Start(dir string, persist bool) (*Server, error) {
+// disk. More redis-server options may follow ("--maxmemory", "2mb"); they
+// come after the others, so they win. It returns an error saying to run
+// scripts/test.sh when the server is not installed.
+func Start(dir string, persist bool, options ...string) (*Server, error) {
 	if _, err := os.Stat(Path); err != nil {
 		return nil, fmt.Errorf("the tests need %s (Debian's redis-server package): run scripts/test.sh, which installs it", Path)
 	}
@@ -64,6 +65,7 @@ func Start(dir string, persist bool) (*Server, error) {
 	} else {
 		s.args = append(s.args, "--appendonly", "no")
 	}
+	s.args = append(s.args, options...)
 	return s, s.Start()
 }
 
@@ -93,15 +95,36 @@ func (s *Server) Start() error {
 	}
 }
 
+// Pause stops the server's process (SIGSTOP), as a long fork or a stalled
+// VM would: connections stay open and the kernel still accepts new ones,
+// but nothing is read or answered until Resume.
+func (s *Server) Pause() error {
+	if s.cmd == nil {
+		return errors.New("redistest: not running")
+	}
+	return s.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Resume lets a paused server go on (SIGCONT): it reads and answers what
+// waited. Resuming a server that is not paused does nothing.
+func (s *Server) Resume() error {
+	if s.cmd == nil {
+		return errors.New("redistest: not running")
+	}
+	return s.cmd.Process.Signal(syscall.SIGCONT)
+}
+
 // Stop stops the server as an operator would (SIGTERM: it writes what it
 // has and exits; SIGKILL after 10 seconds), and waits for the process to
-// exit. Stopping a stopped server does nothing.
+// exit. A paused server is resumed first. Stopping a stopped server does
+// nothing.
 func (s *Server) Stop() error {
 	if s.cmd == nil {
 		return nil
 	}
 	cmd := s.cmd
 	s.cmd = nil
+	cmd.Process.Signal(syscall.SIGCONT)
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -1,0 +1,182 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/faultproxy"
+	"github.com/echosse/echo-sse/internal/redistest"
+)
+
+// clientTimeout is the read and write timeout of the publishing client in
+// the pause tests; go-redis retries a command that timed out, up to 3
+// times (its default MaxRetries).
+const clientTimeout = 250 * time.Millisecond
+
+// Redis, seen from the publisher, stops answering for 2 and 10 times the
+// client's timeout and then answers everything at once: the fault proxy
+// holds what goes through it (a network that stalls, or what a client
+// sees of a server in a long fork). The instance that publishes goes
+// through the proxy; another one talks to Redis directly, and sees what
+// Redis stores as it stores it.
+func TestFaultProxyPause(t *testing.T) {
+	for _, n := range []int{2, 10} {
+		t.Run(fmt.Sprintf("%dx", n), func(t *testing.T) {
+			p, err := faultproxy.Start(shared.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			faultRun(t, fmt.Sprintf("proxy pause %dx timeout", n), p.Addr(), shared.Addr,
+				time.Duration(n)*clientTimeout, p.Pause, p.Resume)
+		})
+	}
+}
+
+// Redis itself stops (SIGSTOP: a stalled VM) for 2 and 10 times the
+// client's timeout, then goes on (SIGCONT) and runs every request that
+// waited, those the clients gave up on included.
+func TestFaultRedisStopped(t *testing.T) {
+	for _, n := range []int{2, 10} {
+		t.Run(fmt.Sprintf("%dx", n), func(t *testing.T) {
+			srv, err := redistest.Start(t.TempDir(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Stop() })
+			pause := func() {
+				if err := srv.Pause(); err != nil {
+					t.Error(err)
+				}
+			}
+			resume := func() {
+				if err := srv.Resume(); err != nil {
+					t.Error(err)
+				}
+			}
+			faultRun(t, fmt.Sprintf("SIGSTOP %dx timeout", n), srv.Addr, srv.Addr,
+				time.Duration(n)*clientTimeout, pause, resume)
+		})
+	}
+}
+
+// Every connection between the publisher and Redis is reset (RST), or
+// cut (FIN), every 100 ms for a second: requests in flight lose their
+// answers, and go-redis sends them again on new connections.
+func TestFaultProxyBreaksConnections(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		breakAll func(*faultproxy.Proxy) int
+	}{
+		{"reset", (*faultproxy.Proxy).Reset},
+		{"cut", (*faultproxy.Proxy).Cut},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := faultproxy.Start(shared.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			begin := func() {
+				go func() {
+					defer close(stopped)
+					tick := time.NewTicker(100 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-tick.C:
+							tt.breakAll(p)
+						case <-stop:
+							return
+						}
+					}
+				}()
+			}
+			end := func() {
+				close(stop)
+				<-stopped
+			}
+			faultRun(t, "proxy "+tt.name+" every 100 ms, 1 s", p.Addr(), shared.Addr, time.Second, begin, end)
+		})
+	}
+}
+
+// faultRun publishes from 4 goroutines through the Redis at pubAddr
+// (two with no deadline, two with a deadline of 1 s per Publish), while
+// a fault lasts d (from begin to end), and counts what Publish said and what a
+// subscriber on the publishing instance and one on an instance talking to
+// directAddr received.
+func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, begin, end func()) {
+	pubClient := redis.NewClient(&redis.Options{Addr: pubAddr, ReadTimeout: clientTimeout, WriteTimeout: clientTimeout})
+	t.Cleanup(func() { pubClient.Close() })
+	direct := newClient(t, directAddr)
+	cfg := Config{
+		Prefix:         testPrefix(t),
+		PublishTimeout: 2 * time.Second,
+		MinBackoff:     20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}
+	a, b := newInstance(t, pubClient, cfg), newInstance(t, direct, cfg)
+	subs := []*receiver{record(t, "on the publisher", a, "news"), record(t, "on another instance", b, "news")}
+
+	o := newOutcomes()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var settled time.Time // when the last Publish of unknown outcome is settled
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if g%2 == 1 {
+					ctx, cancel = context.WithTimeout(ctx, time.Second)
+				}
+				data := fmt.Sprintf("%d-%d", g, i)
+				start := time.Now()
+				id, err := a.b.Publish(ctx, "news", event.Event{Data: data})
+				cancel()
+				o.record(data, id, err)
+				if isUnknownOutcome(err) {
+					mu.Lock()
+					if at := start.Add(settleAfter(cfg)); at.After(settled) {
+						settled = at
+					}
+					mu.Unlock()
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	begin()
+	time.Sleep(d)
+	end()
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	time.Sleep(time.Until(settled))
+	mu.Unlock()
+	for _, r := range subs {
+		eventually(t, r.name+" to receive what was accepted", func() bool { return r.has(o.accepted) })
+	}
+	time.Sleep(300 * time.Millisecond) // for anything received twice
+	st := a.backend.Stats()
+	report(t, fault, o, fmt.Sprintf(" | publisher's stats %+v", st), subs...)
+}
+
+// settleAfter is how long after a Publish call of unknown outcome Redis
+// may still store its event: its deadline, and a margin for the estimate
+// of the server's clock.
+func settleAfter(cfg Config) time.Duration { return cfg.PublishTimeout + 100*time.Millisecond }
