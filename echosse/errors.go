@@ -20,7 +20,12 @@ var (
 	ErrNotRequested = sse.ErrNotRequested
 
 	// ErrTooManyClients: Config.MaxClients streams are open. The middleware
-	// answers as Config.Overflow says when the handler returns this error.
+	// answers as Config.Overflow says when the handler returns this error,
+	// or an error wrapping it (a cap of the handler's own, before Open).
+	// After OverflowRetry's answer (200 and a retry hint) the middleware
+	// returns an error matching it that is no *echo.HTTPError, so Echo's
+	// request logger reports status 200 with it and Echo's error handler
+	// writes nothing more (the response is committed).
 	ErrTooManyClients = sse.ErrTooManyClients
 
 	// ErrRequestBody: a GET or HEAD stream request carries a body.
