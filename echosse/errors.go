@@ -68,6 +68,10 @@ var (
 // it opened the stream, is a reason too.
 var (
 	// ErrClosed: the sender closed the channel; the close event was sent.
+	// Not to be confused with broker.ErrClosed, the cause a stream is
+	// aborted with when its broker closes (no close event: the browser
+	// reconnects), nor with broker.ErrChannelClosed (the handler closed
+	// the channel of a subscribed stream, which it must not).
 	ErrClosed = sse.ErrClosed
 
 	// ErrClientGone: the client disconnected or its connection broke.
