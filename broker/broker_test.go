@@ -774,3 +774,26 @@ func TestHistoryHoldsAboutItsPayload(t *testing.T) {
 		t.Fatalf("replayed %d events, want %d", len(evs), n-1)
 	}
 }
+
+// TestCountersCostNothingPerTopic: Counters gives the counts Stats does,
+// with TopicCount for the map, and allocates nothing however many topics
+// have subscribers; Stats builds its map of them.
+func TestCountersCostNothingPerTopic(t *testing.T) {
+	b, _ := newBroker(t, Config{})
+	for i := range 200 {
+		f := newFake(t, 4, "")
+		if err := f.subscribe(b, "user-"+strconv.Itoa(i), "all"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, c := b.Stats(), b.Counters()
+	if st.Subscribers != 200 || st.TopicCount != 201 || len(st.Topics) != 201 || st.Topics["all"] != 200 {
+		t.Errorf("Stats: got Subscribers %d, TopicCount %d, %d topics, %d on all; want 200, 201, 201, 200", st.Subscribers, st.TopicCount, len(st.Topics), st.Topics["all"])
+	}
+	if c.Topics != nil || c.Subscribers != 200 || c.TopicCount != 201 {
+		t.Errorf("Counters: got Topics %v, Subscribers %d, TopicCount %d; want nil, 200, 201", c.Topics, c.Subscribers, c.TopicCount)
+	}
+	if n := testing.AllocsPerRun(100, func() { b.Counters() }); n != 0 {
+		t.Errorf("Counters allocates %v times, want 0", n)
+	}
+}

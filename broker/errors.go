@@ -23,7 +23,11 @@ var (
 
 	// ErrClosed is returned by [Broker.Publish] and [Broker.Subscribe] after
 	// [Broker.Close], and is the cause every subscribed stream is aborted
-	// with when the broker closes.
+	// with when the broker closes: without the close event, so browsers
+	// reconnect (to another instance, say) and resume. It is not
+	// [sse.ErrClosed] (echosse.ErrClosed), which says that the sender
+	// closed a stream's channel and the close event was sent; match the
+	// package's own with errors.Is(err, broker.ErrClosed).
 	ErrClosed = errors.New("broker: closed")
 
 	// ErrChannelClosed is wrapped by the error a subscription ends with

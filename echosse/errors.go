@@ -20,7 +20,12 @@ var (
 	ErrNotRequested = sse.ErrNotRequested
 
 	// ErrTooManyClients: Config.MaxClients streams are open. The middleware
-	// answers as Config.Overflow says when the handler returns this error.
+	// answers as Config.Overflow says when the handler returns this error,
+	// or an error wrapping it (a cap of the handler's own, before Open).
+	// After OverflowRetry's answer (200 and a retry hint) the middleware
+	// returns an error matching it that is no *echo.HTTPError, so Echo's
+	// request logger reports status 200 with it and Echo's error handler
+	// writes nothing more (the response is committed).
 	ErrTooManyClients = sse.ErrTooManyClients
 
 	// ErrRequestBody: a GET or HEAD stream request carries a body.
@@ -63,6 +68,10 @@ var (
 // it opened the stream, is a reason too.
 var (
 	// ErrClosed: the sender closed the channel; the close event was sent.
+	// Not to be confused with broker.ErrClosed, the cause a stream is
+	// aborted with when its broker closes (no close event: the browser
+	// reconnects), nor with broker.ErrChannelClosed (the handler closed
+	// the channel of a subscribed stream, which it must not).
 	ErrClosed = sse.ErrClosed
 
 	// ErrClientGone: the client disconnected or its connection broke.

@@ -175,3 +175,15 @@ func contextWithCancel(t *testing.T) (context.Context, func()) {
 	t.Cleanup(cancel)
 	return ctx, cancel
 }
+
+// within returns what ch gives, or fails the test after a generous while.
+func within[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}

@@ -108,11 +108,16 @@ func (h *hub) serve(c echo.Context, next echo.HandlerFunc) (err error) {
 	return door.Finish(s, err)
 }
 
-// refuse answers a request over MaxClients as Config.Overflow says.
+// refuse answers a request over MaxClients as Config.Overflow says. With
+// OverflowRetry it returns, after the answer, an error matching
+// ErrTooManyClients that is no *echo.HTTPError, so that the request logger
+// (LogError) reports it and the status actually sent, 200.
 func (h *hub) refuse(c echo.Context, err error) error {
 	unavailable, werr := door.Refuse(h.srv, c.Response())
 	if !unavailable {
-		return werr
+		// The answer is committed: Echo's error handler writes nothing
+		// more, and its request logger sees the error beside status 200.
+		return door.Refused(cause(err), werr)
 	}
 	if he := (*echo.HTTPError)(nil); !errors.As(err, &he) {
 		// The handler's own cap (an error of its own wrapping
@@ -130,3 +135,13 @@ func echoGzipInFront(w http.ResponseWriter) bool {
 
 // middlewarePkg is the path of Echo's middleware package.
 var middlewarePkg = reflect.TypeFor[middleware.GzipConfig]().PkgPath()
+
+// cause returns what the *echo.HTTPError err wraps, or err itself.
+func cause(err error) error {
+	if he := (*echo.HTTPError)(nil); errors.As(err, &he) {
+		if u := he.Unwrap(); u != nil {
+			return u
+		}
+	}
+	return err
+}

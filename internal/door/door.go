@@ -125,3 +125,32 @@ func CopyFields(dst, src any, except ...string) {
 		d.Field(i).Set(v)
 	}
 }
+
+// Refused returns the error a door's middleware returns after it answered
+// a request refused for MaxClients (or by the handler's own cap) with the
+// retry stream of OverflowRetry: the response is committed, so the
+// framework's error handler writes nothing, but its request logger sees
+// why a 200 carried no events. err is what the handler returned; werr the
+// answer's write error, if any. The result matches sse.ErrTooManyClients
+// with errors.Is and is no HTTP error of the framework (whose status a
+// logger would report instead of the 200 sent).
+func Refused(err, werr error) error {
+	return &refusedError{cause: err, write: werr}
+}
+
+type refusedError struct{ cause, write error }
+
+func (e *refusedError) Error() string {
+	msg := "echosse: refused with a retry hint (status 200): " + e.cause.Error()
+	if e.write != nil {
+		msg += "; writing the answer: " + e.write.Error()
+	}
+	return msg
+}
+
+func (e *refusedError) Unwrap() []error {
+	if e.write != nil {
+		return []error{e.cause, e.write}
+	}
+	return []error{e.cause}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,9 @@ const NginxPath = "/usr/sbin/nginx"
 // proxy_read_timeout is nginx's default (60 s), and it leaves
 // proxy_buffering at its default (on): echosse answers with
 // "X-Accel-Buffering: no", which turns buffering off for its streams.
+// Its upstream is a group named backend, of the servers given (with
+// nginx's default passive health check, max_fails=1 fail_timeout=10s,
+// unless a server's line says otherwise).
 const nginxConf = `daemon off;
 master_process off;
 worker_processes 1;
@@ -44,11 +48,14 @@ http {
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
 
+	upstream backend {
+%[3]s	}
+
 	server {
 		listen %[2]s;
 
 		location / {
-			proxy_pass http://%[3]s;
+			proxy_pass http://backend;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
@@ -71,6 +78,13 @@ type Nginx struct {
 // files in dir, and returns once the port accepts connections. It returns
 // an error saying to run scripts/test.sh when nginx is not installed.
 func StartNginx(dir, upstream string) (*Nginx, error) {
+	return StartNginxUpstream(dir, upstream)
+}
+
+// StartNginxUpstream is [StartNginx] with an upstream group of several
+// servers, each "host:port" followed, if need be, by its parameters
+// ("127.0.0.1:8080 max_fails=0"); nginx balances them round-robin.
+func StartNginxUpstream(dir string, servers ...string) (*Nginx, error) {
 	if _, err := os.Stat(NginxPath); err != nil {
 		return nil, fmt.Errorf("the tests need %s (Debian's nginx package): run scripts/test.sh, which installs it", NginxPath)
 	}
@@ -81,7 +95,11 @@ func StartNginx(dir, upstream string) (*Nginx, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, upstream), 0o644); err != nil {
+	var group strings.Builder
+	for _, srv := range servers {
+		fmt.Fprintf(&group, "\t\tserver %s;\n", srv)
+	}
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, group.String()), 0o644); err != nil {
 		return nil, err
 	}
 	// -e: the error log before the configuration is read, which would

@@ -1,0 +1,89 @@
+// Command notifications is a notification service in the shape people
+// deploy: a stream per signed-in user carrying their own notifications and
+// the broadcasts, authenticated by an HttpOnly cookie holding a JWT
+// (echo-jwt), readable from one other origin through CORS with
+// credentials, with a cap of streams per user, and streams that end when
+// their token expires.
+//
+//	NOTIFY_SECRET=change-me go run ./examples/notifications -origin http://localhost:3000
+//
+// With -redis, several instances behind a load balancer share the topics:
+//
+//	go run ./examples/notifications -addr :8080 -redis redis://127.0.0.1:6379/0
+//	go run ./examples/notifications -addr :8081 -redis redis://127.0.0.1:6379/0
+//
+// From a shell:
+//
+//	curl -c jar -d user=ada localhost:8080/login
+//	curl -b jar -N localhost:8080/events &
+//	curl -b jar -d to=ada -d text=hello localhost:8080/notify
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/echosse/echo-sse/broker/redisbroker"
+)
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	origin := flag.String("origin", "http://localhost:3000", "the origin of the pages allowed to read the API with their cookie")
+	ttl := flag.Duration("ttl", 15*time.Minute, "how long a session token is valid")
+	perUser := flag.Int("streams-per-user", 5, "streams one user may hold open at once")
+	redisURL := flag.String("redis", "", "share the topics through this Redis, e.g. redis://127.0.0.1:6379/0")
+	flag.Parse()
+
+	secret := os.Getenv("NOTIFY_SECRET")
+	if secret == "" {
+		log.Fatal("set NOTIFY_SECRET to the key session tokens are signed with (the same on every instance)")
+	}
+	cfg := config{
+		Secret: []byte(secret), Origin: *origin, TokenTTL: *ttl, StreamsPerUser: *perUser,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if *redisURL != "" {
+		opts, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			log.Fatalf("-redis: %v", err)
+		}
+		client := redis.NewClient(opts)
+		defer client.Close()
+		backend, err := redisbroker.New(client, redisbroker.Config{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		cfg.Backend = backend
+	}
+	e, b, err := newApp(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close() // after the server's shutdown
+
+	srv := &http.Server{Addr: *addr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			log.Fatal(err)
+		}
+	}()
+	log.Printf("listening on %s", *addr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Print(err)
+	}
+}
