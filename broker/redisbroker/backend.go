@@ -397,7 +397,10 @@ func (c *serverClock) now() int64 {
 // topic's stream with XRANGE after the Seq of lastEventID and up to upTo,
 // and checks that the history has all of them: the first message it keeps
 // after lastEventID names its topic's previous message, which must not be
-// newer than lastEventID. The messages of all topics are merged by Seq.
+// newer than lastEventID. The messages of all topics are merged by Seq. A
+// number that no message had (Seqs are the server's clock: most numbers
+// between two were never assigned) is an unknown ID, a gap: it is known
+// while the log keeps its message, or while one of the topics links to it.
 func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID string, upTo uint64) ([]broker.Message, error) {
 	if len(lastEventID) > maxIDLen {
 		return nil, fmt.Errorf("%w: Last-Event-ID longer than %d bytes", broker.ErrGap, maxIDLen)
@@ -407,8 +410,8 @@ func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID strin
 		num = strconv.FormatUint(n, 10)
 	}
 	k := b.keys
-	ks := make([]string, 0, 4+len(topics))
-	ks = append(ks, k.base, k.topics, k.forgot, k.ids)
+	ks := make([]string, 0, 5+len(topics))
+	ks = append(ks, k.base, k.topics, k.forgot, k.ids, k.log)
 	args := make([]any, 0, 3+len(topics))
 	args = append(args, lastEventID, num, strconv.FormatUint(upTo, 10))
 	for _, t := range topics {
@@ -435,8 +438,9 @@ func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID strin
 				broker.ErrGap, what, lastEventID)
 		}
 		why := map[string]string{
-			"future": " (newer than every message delivered)",
-			"before": " (older than the history Redis has)",
+			"future":     " (newer than every message delivered)",
+			"before":     " (older than the history Redis has)",
+			"unassigned": " (no message had it)",
 		}[what]
 		return nil, fmt.Errorf("%w: unknown Last-Event-ID %q%s", broker.ErrGap, lastEventID, why)
 	default:

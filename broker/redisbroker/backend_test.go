@@ -450,3 +450,39 @@ func TestBackoffDoesNotOverflow(t *testing.T) {
 		}
 	}
 }
+
+// A number between two Seqs that no message had is an unknown
+// Last-Event-ID, as the broker's documentation says: Replay used to take
+// it for a position and replay from wherever it fell. Numbers that a
+// message had stay known after the log forgot them, through the topic
+// that links to them.
+func TestReplayFromANumberNeverAssignedIsAGap(t *testing.T) {
+	client := newClient(t, shared.Addr)
+	cfg := Config{Prefix: testPrefix(t)}
+	b, ch, _ := startBackend(t, client, cfg)
+	ctx := context.Background()
+	first := pub(t, b, "a", event.Event{Data: "1"})
+	time.Sleep(5 * time.Millisecond)
+	second := pub(t, b, "a", event.Event{Data: "2"})
+	third := pub(t, b, "a", event.Event{Data: "3"})
+	upTo := receive(t, ch, 3)[2].Seq
+	between := strconv.FormatUint((first.Seq+second.Seq)/2, 10)
+	if _, err := b.Replay(ctx, []string{"a"}, between, upTo); !errors.Is(err, broker.ErrGap) || !strings.Contains(err.Error(), "no message had it") {
+		t.Fatalf("replay from %s, between %d and %d: got %v, want ErrGap for an ID no message had", between, first.Seq, second.Seq, err)
+	}
+	if err := client.Del(ctx, newKeys(cfg.Prefix).log).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		from string
+		want []string
+	}{{first.Event.ID, []string{second.Event.ID, third.Event.ID}}, {third.Event.ID, nil}} {
+		got, err := b.Replay(ctx, []string{"a", "b"}, tt.from, upTo)
+		if err != nil || !slices.Equal(msgIDs(got), tt.want) {
+			t.Errorf("replay from %s without the log: got %q %v, want %q", tt.from, msgIDs(got), err, tt.want)
+		}
+	}
+	if _, err := b.Replay(ctx, []string{"b"}, first.Event.ID, upTo); !errors.Is(err, broker.ErrGap) {
+		t.Errorf("replay on b from a's message that the log forgot: got %v, want ErrGap (nothing links to it)", err)
+	}
+}

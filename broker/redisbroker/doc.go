@@ -38,7 +38,12 @@
 // Last-Event-ID and merges them by Seq, in one script. Every entry names
 // the previous message of its topic, so the script knows exactly whether
 // trimming removed something the client has not seen: then Subscribe
-// returns [broker.ErrGap], as with the in-memory history. Before replaying,
+// returns [broker.ErrGap], as with the in-memory history. So it does for a
+// Last-Event-ID that names no message: one that is not a number or a
+// caller-set ID, is newer than every message, older than what Redis has, or
+// a number no message had (Seqs are the server's clock, so most numbers
+// between two were never assigned; a number is known while the log keeps
+// its message or one of the topics links to it). Before replaying,
 // the broker waits ([Backend.Sync]) until this process has read the log up
 // to the last message published anywhere, so a client that reconnects to a
 // process a little behind the one it left is not told of a false gap.

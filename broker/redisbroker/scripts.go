@@ -184,14 +184,24 @@ const (
 // after an event ID, up to a Seq, and says whether the history has them
 // all.
 //
-// KEYS: base, topics, forgot, ids, then the stream of each topic.
+// An ID that is a number is a Seq only if a message had it: Seqs are the
+// server's clock, so most numbers between two of them were never
+// assigned, and a replay from one would start wherever it falls. It is
+// known if the log still has its message, or if one of the topics links
+// to it (field q of the topic's first message after it, or the topic's
+// last Seq in the topics hash, is that number): the message was the
+// topic's, whether or not the topic keeps it.
+//
+// KEYS: base, topics, forgot, ids, log, then the stream of each topic.
 // ARGV: the event ID, its Seq if it is a number ("" if not), upTo, then the
 // topic names.
 // Returns {0, entries of the first topic, entries of the second, ...}, or
-// {1, reason} for an unknown ID ("unknown", "future", "before"), or
-// {2, topic} when that topic's history no longer covers the ID.
+// {1, reason} for an unknown ID ("unknown", "future", "before",
+// "unassigned"), or {2, topic} when that topic's history no longer covers
+// the ID.
 var replayScript = redis.NewScript(luaHelpers + `
 local after = redis.call('ZSCORE', KEYS[4], ARGV[1])
+local known = after and true or false
 if after then after = num(tonumber(after)) else after = ARGV[2] end
 if after == '' then return {1, 'unknown'} end
 local a = tonumber(after)
@@ -200,8 +210,9 @@ local base = redis.call('GET', KEYS[1])
 if not base or a <= tonumber(base) then return {1, 'before'} end
 local from, to = '(' .. id(after), id(ARGV[3])
 local out = {0}
-for i = 5, #KEYS do
-  local name = ARGV[i - 1]
+local gap
+for i = 6, #KEYS do
+  local name = ARGV[i - 2]
   local first = redis.call('XRANGE', KEYS[i], from, '+', 'COUNT', 1)
   local prev
   if #first == 0 then
@@ -209,9 +220,15 @@ for i = 5, #KEYS do
   else
     prev = field(first[1][2], 'q')
   end
-  if tonumber(prev) > a then return {2, name} end
+  local p = tonumber(prev)
+  if p == a then known = true end
+  if p > a and not gap then gap = name end
   out[#out + 1] = redis.call('XRANGE', KEYS[i], from, to)
 end
+if not known and #redis.call('XRANGE', KEYS[5], id(after), id(after)) == 0 then
+  return {1, 'unassigned'}
+end
+if gap then return {2, gap} end
 return out
 `)
 
