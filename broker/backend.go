@@ -95,6 +95,32 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// A LossNotifier is a [Backend] that can learn that events it had
+// stored, and Publish had reported published, are gone: a distributed
+// one whose server lost data (a flush, a restart without persistence, a
+// failover to a replica that was behind), or whose delivery skipped
+// messages the server no longer had. Clients may have missed those events,
+// and no replay can give them: [New] gives such a backend a function to
+// call then, which ends the subscriptions of the topics concerned, with
+// [ErrLost], so that their clients reconnect and are told of the gap.
+type LossNotifier interface {
+	// NotifyLoss gives the backend the function to call when it learns of
+	// a loss; New calls it once, before Start. The backend calls lost,
+	// from any goroutine, once Replay returns an error wrapping [ErrGap]
+	// for every Last-Event-ID a client can have received before the loss.
+	NotifyLoss(lost func(Loss))
+}
+
+// A Loss is what a [LossNotifier] tells its broker.
+type Loss struct {
+	// Topics are the topics that lost events; nil means every topic.
+	Topics []string
+
+	// Err says what the backend learned. Streams are aborted with an
+	// error wrapping ErrLost and Err.
+	Err error
+}
+
 // MarshalData returns ev with Data that is not text (a string, []byte or
 // json.RawMessage) encoded as JSON into a json.RawMessage, as the event
 // package would write it, or an [*event.FieldError] if encoding/json

@@ -33,6 +33,7 @@ type Broker struct {
 	slowClients atomic.Uint64
 	dropped     atomic.Uint64
 	gaps        atomic.Uint64
+	lost        atomic.Uint64
 
 	quit        chan struct{} // closed by Close: the janitor stops
 	janitorDone chan struct{}
@@ -193,6 +194,9 @@ func New(cfg Config) (*Broker, error) {
 		m := newMemory(cfg.HistorySize, cfg.HistoryAge, cfg.timeNow)
 		m.topicBytes, m.totalBytes = cfg.HistoryBytes, cfg.TotalHistoryBytes
 		b.backend = m
+	}
+	if n, ok := b.backend.(LossNotifier); ok {
+		n.NotifyLoss(b.lose)
 	}
 	if b.last, err = b.backend.Start(b.deliver); err != nil {
 		return nil, fmt.Errorf("broker: starting the backend: %w", err)
@@ -406,6 +410,47 @@ func (b *Broker) fanOut(t *topic, from int, ev *event.Event, heap **event.Event)
 	return -1
 }
 
+// lose ends the subscriptions of the topics of l (of every topic if
+// l.Topics is nil), aborting their streams with ErrLost: the backend lost
+// events they may have missed.
+func (b *Broker) lose(l Loss) {
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return
+	}
+	var ended []*sub
+	if l.Topics == nil {
+		for _, s := range b.subs {
+			ended = append(ended, s)
+		}
+	} else {
+		seen := make(map[*sub]bool)
+		for _, name := range l.Topics {
+			if t := b.topics[name]; t != nil {
+				for _, m := range t.subs {
+					if !seen[m.s] {
+						seen[m.s] = true
+						ended = append(ended, m.s)
+					}
+				}
+			}
+		}
+	}
+	for _, s := range ended {
+		b.remove(s)
+	}
+	b.mu.Unlock()
+	b.lost.Add(uint64(len(ended)))
+	cause := ErrLost
+	if l.Err != nil {
+		cause = fmt.Errorf("%w: %w", ErrLost, l.Err)
+	}
+	for _, s := range ended {
+		s.st.Abort(cause)
+	}
+}
+
 // full applies the slow-client policy to s, whose buffer is full.
 func (b *Broker) full(s *sub) {
 	if s.st.Context().Err() != nil {
@@ -449,7 +494,10 @@ func (b *Broker) full(s *sub) {
 // an error wrapping [ErrChannelClosed], tells Config.ErrorHandler, and
 // Subscribe returns that error if it has not returned yet.) The subscription ends when the stream does (the client leaves,
 // the handler returns an error, the stream is aborted as a slow client) or
-// when the broker closes, which aborts the stream with [ErrClosed].
+// when the broker closes, which aborts the stream with [ErrClosed]; with a
+// backend that lost events it had stored ([LossNotifier]), it ends with
+// [ErrLost], and the client that comes back with the ID of an event from
+// before the loss gets ErrGap.
 //
 // Subscribe returns nil if the stream ends before it returns, [ErrClosed]
 // after Close, [ErrSubscribed] for a stream already subscribed, or an

@@ -61,6 +61,10 @@ type Stats struct {
 	// did not cover ([ErrGap]).
 	Gaps uint64
 
+	// Lost is the number of subscriptions ended because the backend
+	// lost events they may have missed ([ErrLost]).
+	Lost uint64
+
 	// SlowClients is the number of streams aborted because their buffer
 	// was full ([SlowClientAbort]).
 	SlowClients uint64
@@ -101,6 +105,7 @@ func (b *Broker) counters() Stats {
 		Published:   b.published.Load(),
 		Replayed:    b.replayed.Load(),
 		Gaps:        b.gaps.Load(),
+		Lost:        b.lost.Load(),
 		SlowClients: b.slowClients.Load(),
 		Dropped:     b.dropped.Load(),
 	}

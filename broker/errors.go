@@ -49,6 +49,16 @@ var (
 	// in-memory history never returns it.
 	ErrUnknownOutcome = errors.New("broker: the outcome of the publish is unknown")
 
+	// ErrLost is the cause a subscribed stream is aborted with when its
+	// backend learned that events it had stored are gone (a distributed
+	// backend's server lost its data: a flush, a restart without it, a
+	// failover to a replica that was behind): the stream may have missed
+	// some of them, and the history no longer has them. errors.Is(ErrLost,
+	// ErrGap) is true. The browser reconnects with the ID of the last event
+	// it received, and [Broker.Subscribe] returns ErrGap for it, so that the
+	// handler sends the full refresh it sends for any gap.
+	ErrLost error = lostError{}
+
 	// ErrSubscribed is returned by [Broker.Subscribe] for a stream that is
 	// already subscribed: a stream subscribes to all its topics in one call.
 	ErrSubscribed = errors.New("broker: stream already subscribed; subscribe to all its topics in one call")
@@ -83,3 +93,9 @@ func (e *PublishError) Error() string {
 
 // Unwrap returns Err.
 func (e *PublishError) Unwrap() error { return e.Err }
+
+// lostError is ErrLost: a gap, which the backend found out about itself.
+type lostError struct{}
+
+func (lostError) Error() string        { return "broker: the backend lost events it had stored" }
+func (lostError) Is(target error) bool { return target == ErrGap }
