@@ -26,11 +26,12 @@ var (
 	ErrRecovered = errors.New("redisbroker: reading the log again")
 
 	// ErrLost is wrapped by the error Config.ErrorHandler is given when
-	// messages could not be delivered because Redis no longer had them: the
+	// messages could not be delivered because Redis no longer had them (the
 	// log and the topics' histories were trimmed past them while this
-	// process could not read, or Redis lost its data. Subscribers of this
-	// process did not receive them; clients that reconnect are told of the
-	// gap by broker.ErrGap as usual.
+	// process could not read), or when Redis lost data it had accepted
+	// (see [Backend.NotifyLoss]). Either way the broker ends every
+	// subscription with broker.ErrLost, and clients that reconnect are
+	// told of the gap by broker.ErrGap.
 	ErrLost = errors.New("redisbroker: messages lost")
 )
 
@@ -55,6 +56,10 @@ type Backend struct {
 	quit      chan struct{} // closed by Close: the log reader stops
 	tailDone  chan struct{} // closed when the log reader has stopped
 	tailID    atomic.Int64  // CLIENT ID of the log reader's connection, 0 if none
+	lostFn    func(broker.Loss)
+	seen      atomic.Uint64 // the greatest Seq handed to deliver, or published by this process
+	lossMu    sync.Mutex    // one loss is handled at a time
+	losses    int64         // {P}:losses as this process last saw it; b.lossMu
 
 	published     atomic.Uint64
 	publishErrors atomic.Uint64
@@ -70,7 +75,7 @@ type Backend struct {
 
 // keys are the names of a backend's keys (see scripts.go).
 type keys struct {
-	seq, base, topics, forgot, ids, log, topic, pub string
+	seq, base, losses, topics, forgot, ids, log, topic, pub string
 }
 
 func newKeys(prefix string) keys {
@@ -78,6 +83,7 @@ func newKeys(prefix string) keys {
 	return keys{
 		seq:    p + "seq",
 		base:   p + "base",
+		losses: p + "losses",
 		topics: p + "topics",
 		forgot: p + "forgot",
 		ids:    p + "ids",
@@ -142,8 +148,12 @@ func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
 		return 0, fmt.Errorf("redisbroker: %w", err)
 	}
 	b.clock.observe(now.UnixMicro())
+	if b.losses, err = b.lossCount(ctx); err != nil {
+		return 0, err
+	}
 	b.started = true
 	b.delivered = last
+	b.see(last)
 	go b.tail(deliver, last)
 	return last, nil
 }
@@ -161,6 +171,27 @@ func (b *Backend) head(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("redisbroker: %s holds %q, not a sequence number", b.keys.seq, s)
 	}
 	return seq, nil
+}
+
+// lossCount returns {P}:losses, 0 if it does not exist.
+func (b *Backend) lossCount(ctx context.Context) (int64, error) {
+	n, err := b.client.Get(ctx, b.keys.losses).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("redisbroker: %w", err)
+	}
+	return n, nil
+}
+
+// see records that this process delivered or published seq.
+func (b *Backend) see(seq uint64) {
+	for {
+		old := b.seen.Load()
+		if seq <= old || b.seen.CompareAndSwap(old, seq) {
+			return
+		}
+	}
 }
 
 // Publish implements [broker.Backend]: one script, run atomically by
@@ -280,6 +311,7 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 		t.Stop()
 	}
 	b.published.Add(1)
+	b.see(seq)
 	if custom == "" {
 		ev.ID = strconv.FormatUint(seq, 10)
 	}
@@ -534,10 +566,24 @@ func (b *Backend) Trim(ctx context.Context) error {
 // before it replays to a reconnecting client, so that a client that
 // received an event through another process and reconnects here is not
 // told of a gap because this process has not read that event yet.
+//
+// When the last Seq assigned is less than what this process delivered,
+// Redis lost messages: Sync handles the loss (see [Backend.NotifyLoss])
+// before it returns, so that the replay that follows returns
+// broker.ErrGap for an ID from before it.
 func (b *Backend) Sync(ctx context.Context) error {
+	seen := b.seen.Load()
 	head, err := b.head(ctx)
 	if err != nil {
 		return err
+	}
+	if head < seen {
+		if err := b.checkLoss(ctx); err != nil {
+			return err
+		}
+		if head, err = b.head(ctx); err != nil {
+			return err
+		}
 	}
 	for {
 		b.mu.Lock()
@@ -553,6 +599,91 @@ func (b *Backend) Sync(ctx context.Context) error {
 		case <-b.quit:
 			return broker.ErrClosed
 		}
+	}
+}
+
+// NotifyLoss implements [broker.LossNotifier]; [broker.New] calls it.
+//
+// The backend learns that Redis lost messages it had stored (a FLUSHALL,
+// a restart without an append-only file, a failover to a replica that was
+// behind) when Redis's last Seq is less than the last it delivered, as its
+// log reader finds when it reconnects, every 5 s while the log is idle,
+// and Sync before every replay; or when the log goes on from a message
+// older than the last it delivered. It then raises, in Redis, the Seq
+// below which IDs are unknown ({P}:base) and the last Seq ({P}:seq) to
+// the last Seq it delivered, so that every Last-Event-ID a client can
+// have received from it is a gap and new messages come after them; tells
+// Config.ErrorHandler (an error wrapping [ErrLost]); and has the broker
+// end every subscription, so that clients reconnect and are told of the
+// gap. It does the same, without touching Redis, when its reader had to
+// skip messages the log and the histories no longer had.
+func (b *Backend) NotifyLoss(lost func(broker.Loss)) {
+	b.mu.Lock()
+	b.lostFn = lost
+	b.mu.Unlock()
+}
+
+// checkLoss handles a loss if Redis's last Seq is less than the last this
+// process delivered or published, and tells the broker of one another
+// process recorded ({P}:losses changed).
+func (b *Backend) checkLoss(ctx context.Context) error {
+	b.lossMu.Lock()
+	defer b.lossMu.Unlock()
+	seen := b.seen.Load() // before head: a message delivered meanwhile is not a loss
+	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses).Result()
+	if err != nil {
+		return fmt.Errorf("redisbroker: %w", err)
+	}
+	var head uint64
+	var losses int64
+	if s, ok := vals[0].(string); ok {
+		head, _ = strconv.ParseUint(s, 10, 64)
+	}
+	if s, ok := vals[1].(string); ok {
+		losses, _ = strconv.ParseInt(s, 10, 64)
+	}
+	switch {
+	case head < seen:
+		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen))
+	case losses != b.losses:
+		return b.repairLocked(ctx, "another process found it")
+	}
+	return nil
+}
+
+// repair handles a loss that the log showed: it went on from a message
+// older than the last this process delivered.
+func (b *Backend) repair(ctx context.Context, what string) error {
+	b.lossMu.Lock()
+	defer b.lossMu.Unlock()
+	return b.repairLocked(ctx, what)
+}
+
+// repairLocked makes every ID up to the last Seq this process delivered
+// or published unknown in Redis, then tells the error hook and the broker.
+// b.lossMu is held.
+func (b *Backend) repairLocked(ctx context.Context, what string) error {
+	seen := strconv.FormatUint(b.seen.Load(), 10)
+	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen).Int64()
+	if err != nil {
+		return fmt.Errorf("redisbroker: recording a loss: %w", err)
+	}
+	b.losses = n
+	b.lost.Add(1)
+	err = fmt.Errorf("%w: %s: Redis lost messages it had stored (flushed, restarted without its data, or a replica that was behind took over); IDs up to Seq %s are now unknown, and every subscription is ended",
+		ErrLost, what, seen)
+	b.cfg.ErrorHandler(err)
+	b.tellBroker(err)
+	return nil
+}
+
+// tellBroker has the broker end every subscription.
+func (b *Backend) tellBroker(err error) {
+	b.mu.Lock()
+	lost := b.lostFn
+	b.mu.Unlock()
+	if lost != nil {
+		lost(broker.Loss{Err: err})
 	}
 }
 
@@ -648,8 +779,9 @@ type Stats struct {
 	// history because the log no longer had them.
 	Recovered uint64
 
-	// Lost is the number of times delivery had to skip messages Redis no
-	// longer had (each time one or more; see [ErrLost]).
+	// Lost is the number of times the backend learned that Redis lost
+	// messages, or delivery had to skip messages Redis no longer had
+	// (each time one or more; see [ErrLost] and [Backend.NotifyLoss]).
 	Lost uint64
 
 	// ReadErrors is the number of failed attempts to read the log.
@@ -690,6 +822,7 @@ func (b *Backend) Stats() Stats {
 }
 
 var (
-	_ broker.Backend = (*Backend)(nil)
-	_ broker.Syncer  = (*Backend)(nil)
+	_ broker.Backend      = (*Backend)(nil)
+	_ broker.Syncer       = (*Backend)(nil)
+	_ broker.LossNotifier = (*Backend)(nil)
 )

@@ -1,6 +1,7 @@
 package redisbroker
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -38,5 +39,20 @@ func TestConformance(t *testing.T) {
 		Addr:   shared.Addr,
 		Shared: true,
 		Settle: settleAfter(cfg),
+		Lose: func(t testing.TB, scope string) {
+			// What FLUSHALL does to the scope's keys, leaving other
+			// tests' alone.
+			ctx := context.Background()
+			client := newClient(t, shared.Addr)
+			keys, err := client.Keys(ctx, "{"+scope+"}:*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) > 0 {
+				if err := client.Del(ctx, keys...).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
 	})
 }

@@ -71,10 +71,30 @@
 // everything Redis accepted, in order; if the log was trimmed past that
 // point meanwhile (other processes kept publishing), it reads the missing
 // messages from the topics' histories. Each failure, the recovery, and
-// anything Redis no longer had are told to Config.ErrorHandler and counted
+// anything Redis no longer had (which also ends the subscriptions, as below)
+// are told to Config.ErrorHandler and counted
 // in [Backend.Stats]. For nothing accepted to survive a restart of Redis
 // itself, run Redis with an append-only file (appendonly yes, appendfsync
 // always or everysec).
+//
+// # When Redis loses data
+//
+// Redis may lose messages it had accepted: a FLUSHALL, a restart without
+// an append-only file (or, with appendfsync everysec, a crash of the
+// machine), a failover to a replica that was behind. A process learns of
+// it when Redis's last Seq is behind the last one it delivered or
+// published (its log reader looks when it reconnects, and every second or
+// so, and [Backend.Sync] before every replay), or when the log goes on from
+// an older message than the last it delivered. It then raises in Redis the
+// Seq at or below which IDs are unknown to the last one it delivered or
+// published, and the next Seq above it, counts the loss in a key every
+// process watches (so that the others learn of it within a few seconds
+// even if their own view looks fine), tells Config.ErrorHandler
+// ([ErrLost]), and has its broker end every subscription with
+// [broker.ErrLost] ([Backend.NotifyLoss]): browsers reconnect with the ID
+// of the last event they received, and get [broker.ErrGap], as for any
+// gap. IDs stay plain decimal Seqs that sort and stay short: the server's
+// clock, lifted past every Seq delivered, does the job of an epoch.
 //
 // # Memory
 //

@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/echosse/echo-sse/event"
-	"github.com/echosse/echo-sse/internal/faultproxy"
 	"github.com/echosse/echo-sse/internal/redistest"
 )
 
@@ -19,25 +18,8 @@ import (
 // times (its default MaxRetries).
 const clientTimeout = 250 * time.Millisecond
 
-// Redis, seen from the publisher, stops answering for 2 and 10 times the
-// client's timeout and then answers everything at once: the fault proxy
-// holds what goes through it (a network that stalls, or what a client
-// sees of a server in a long fork). The instance that publishes goes
-// through the proxy; another one talks to Redis directly, and sees what
-// Redis stores as it stores it.
-func TestFaultProxyPause(t *testing.T) {
-	for _, n := range []int{2, 10} {
-		t.Run(fmt.Sprintf("%dx", n), func(t *testing.T) {
-			p, err := faultproxy.Start(shared.Addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
-			faultRun(t, fmt.Sprintf("proxy pause %dx timeout", n), p.Addr(), shared.Addr,
-				time.Duration(n)*clientTimeout, p.Pause, p.Resume)
-		})
-	}
-}
+// The proxy's faults (pause for 2 and 10 times the client's timeout, cut,
+// reset, slow) are cases of the conformance suite (TestConformance/Faults).
 
 // Redis itself stops (SIGSTOP: a stalled VM) for 2 and 10 times the
 // client's timeout, then goes on (SIGCONT) and runs every request that
@@ -62,48 +44,6 @@ func TestFaultRedisStopped(t *testing.T) {
 			}
 			faultRun(t, fmt.Sprintf("SIGSTOP %dx timeout", n), srv.Addr, srv.Addr,
 				time.Duration(n)*clientTimeout, pause, resume)
-		})
-	}
-}
-
-// Every connection between the publisher and Redis is reset (RST), or
-// cut (FIN), every 100 ms for a second: requests in flight lose their
-// answers, and go-redis sends them again on new connections.
-func TestFaultProxyBreaksConnections(t *testing.T) {
-	for _, tt := range []struct {
-		name     string
-		breakAll func(*faultproxy.Proxy) int
-	}{
-		{"reset", (*faultproxy.Proxy).Reset},
-		{"cut", (*faultproxy.Proxy).Cut},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			p, err := faultproxy.Start(shared.Addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
-			stop, stopped := make(chan struct{}), make(chan struct{})
-			begin := func() {
-				go func() {
-					defer close(stopped)
-					tick := time.NewTicker(100 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-tick.C:
-							tt.breakAll(p)
-						case <-stop:
-							return
-						}
-					}
-				}()
-			}
-			end := func() {
-				close(stop)
-				<-stopped
-			}
-			faultRun(t, "proxy "+tt.name+" every 100 ms, 1 s", p.Addr(), shared.Addr, time.Second, begin, end)
 		})
 	}
 }

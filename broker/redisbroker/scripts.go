@@ -5,9 +5,12 @@ import "github.com/redis/go-redis/v9"
 // The keys of a backend whose Prefix is P, all in the hash slot of "P":
 //
 //	{P}:seq          the last Seq assigned (a decimal string)
-//	{P}:base         the Seq before the first one this Redis assigned: an
-//	                 ID at or below it is from a history Redis no longer has
+//	{P}:base         the Seq before the first one this Redis assigned, or
+//	                 the last one a process delivered before Redis lost
+//	                 data: an ID at or below it is from a history Redis
+//	                 no longer has
 //	{P}:topics       hash: topic -> the Seq of its last message
+//	{P}:losses       how many times a process found that Redis lost data
 //	{P}:forgot       the newest Seq of the topics Trim dropped whole
 //	{P}:ids          sorted set: caller-set event ID -> Seq
 //	{P}:log          stream of every message, on every topic
@@ -230,6 +233,26 @@ if not known and #redis.call('XRANGE', KEYS[5], id(after), id(after)) == 0 then
 end
 if gap then return {2, gap} end
 return out
+`)
+
+// lossScript records that Redis lost messages a process delivered or
+// published, up to a Seq: IDs up to it become unknown (base), and the next
+// Seq comes after it (seq), whatever the server's clock says. Both only
+// grow. When it changed either, it counts a loss in losses, which every
+// process watches: a loss another process found is theirs too.
+//
+// KEYS: seq, base, losses.
+// ARGV: the last Seq the process delivered or published.
+// Returns the number of losses recorded.
+var lossScript = redis.NewScript(`
+local s = tonumber(ARGV[1])
+local changed = false
+local seq = redis.call('GET', KEYS[1])
+if not seq or tonumber(seq) < s then redis.call('SET', KEYS[1], ARGV[1]) changed = true end
+local base = redis.call('GET', KEYS[2])
+if not base or tonumber(base) < s then redis.call('SET', KEYS[2], ARGV[1]) changed = true end
+if changed then return redis.call('INCR', KEYS[3]) end
+return tonumber(redis.call('GET', KEYS[3]) or '0')
 `)
 
 // trimScript trims topics by age, and drops the topics left empty,

@@ -23,6 +23,10 @@ const (
 	// the read 10 s more before it gives up on the connection, so a
 	// connection that died silently is replaced within 15 s.
 	block = 5 * time.Second
+
+	// lossCheckEvery is how often, at most, the log reader looks whether
+	// Redis lost data: at every XREAD when the log is idle, every few.
+	lossCheckEvery = time.Second
 )
 
 // tail reads the log from the message after last, and delivers every
@@ -38,7 +42,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 	}()
 	pos := entryID(last) // where XREAD goes on from
 	failures := 0
-	var since time.Time
+	var since, checked time.Time
 	for !b.stopping() {
 		err := func() error {
 			if conn == nil {
@@ -49,6 +53,10 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 					return err
 				}
 				b.tailID.Store(id)
+				// Redis may have come back without its data.
+				if err := b.checkLoss(ctx); err != nil {
+					return err
+				}
 				if failures > 0 {
 					b.reconnects.Add(1)
 					b.down.Store(false)
@@ -65,6 +73,18 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 				Count:   readCount,
 				Block:   block,
 			}).Result()
+			if !errors.Is(err, redis.Nil) && err != nil {
+				return err
+			}
+			// Redis may have lost data (a FLUSHALL leaves the log idle),
+			// or another process may have found it did: look, now and
+			// then.
+			if time.Since(checked) >= lossCheckEvery && !b.stopping() {
+				if err := b.checkLoss(ctx); err != nil {
+					return err
+				}
+				checked = time.Now()
+			}
 			if errors.Is(err, redis.Nil) {
 				return nil // nothing new, or Close woke it
 			} else if err != nil {
@@ -88,9 +108,9 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 							return err
 						}
 					case prev < last:
-						b.lost.Add(1)
-						b.cfg.ErrorHandler(fmt.Errorf("%w: the log goes on from Seq %d after Seq %d, not %d: Redis lost data",
-							ErrLost, msg.Seq, prev, last))
+						if err := b.repair(ctx, fmt.Sprintf("the log goes on with Seq %d after Seq %d, not %d", msg.Seq, prev, last)); err != nil {
+							return err
+						}
 					}
 					pos = m.ID
 					if msg.Seq <= last {
@@ -99,6 +119,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 					// Counted first: whoever has seen the event
 					// sees it counted in Stats.
 					b.deliveredN.Add(1)
+					b.see(msg.Seq)
 					deliver(msg)
 					last = msg.Seq
 				}
@@ -219,6 +240,7 @@ func (b *Backend) catchUp(ctx context.Context, deliver func(broker.Message), las
 			b.reportLost(*last, f.msg.Seq)
 		}
 		b.deliveredN.Add(1) // first, as above
+		b.see(f.msg.Seq)
 		deliver(f.msg)
 		b.recovered.Add(1)
 		*last = f.msg.Seq
@@ -230,8 +252,14 @@ func (b *Backend) catchUp(ctx context.Context, deliver func(broker.Message), las
 	return nil
 }
 
+// reportLost tells the error hook and the broker that messages after
+// Seq after and before Seq before could not be delivered: the
+// subscriptions end, and their clients reconnect (a replay tells them of
+// the gap, as the histories were trimmed past it).
 func (b *Backend) reportLost(after, before uint64) {
 	b.lost.Add(1)
-	b.cfg.ErrorHandler(fmt.Errorf("%w: messages after Seq %d and before Seq %d are no longer in Redis (the log and the histories were trimmed while this process could not read them)",
-		ErrLost, after, before))
+	err := fmt.Errorf("%w: messages after Seq %d and before Seq %d are no longer in Redis (the log and the histories were trimmed while this process could not read them)",
+		ErrLost, after, before)
+	b.cfg.ErrorHandler(err)
+	b.tellBroker(err)
 }

@@ -137,6 +137,21 @@ func (s *Server) Stop() error {
 	}
 }
 
+// Kill kills the server's process at once (SIGKILL), as a crash or the
+// OOM killer would: it writes nothing more, so what is not yet in its
+// append-only file is lost; and waits for it to exit. Start starts it
+// again. Killing a stopped server does nothing.
+func (s *Server) Kill() error {
+	if s.cmd == nil {
+		return nil
+	}
+	cmd := s.cmd
+	s.cmd = nil
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil
+}
+
 func ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
