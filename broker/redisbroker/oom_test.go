@@ -34,24 +34,35 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 	sub := record(t, "subscriber", in, topics...)
 	ctx := context.Background()
 
+	// usedMemory is the memory Redis holds against maxmemory, as its own
+	// check counts it: used_memory less what it does not count for
+	// eviction (replication and AOF buffers).
 	usedMemory := func() int64 {
 		t.Helper()
 		info, err := admin.Info(ctx, "memory").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for line := range strings.Lines(info) {
-			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				if err != nil {
-					t.Fatal(err)
+		field := func(name string) int64 {
+			for line := range strings.Lines(info) {
+				if v, ok := strings.CutPrefix(line, name+":"); ok {
+					n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return n
 				}
-				return n
 			}
+			t.Fatalf("INFO memory has no %s", name)
+			return 0
 		}
-		t.Fatal("INFO memory has no used_memory")
-		return 0
+		return field("used_memory") - field("mem_not_counted_for_evict")
 	}
+	// Clients' buffers count too, and change between this test's INFO
+	// and the publish that follows it: a publish counts as accepted past
+	// the limit when INFO saw more than this over it. (Before Redis's
+	// guard was respected, publishes went on to four times the limit.)
+	const slack = 32 << 10
 
 	o := newOutcomes()
 	pad := strings.Repeat("x", 1000)
@@ -67,7 +78,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 		switch {
 		case err == nil:
 			ids = append(ids, id)
-			if used > limit {
+			if used > limit+slack {
 				acceptedOver++
 			}
 		case redis.IsOOMError(err) && !isUnknownOutcome(err):
@@ -114,7 +125,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 		t.Fatalf("%d publishes of 1 KB accepted into a Redis of %d bytes, none refused (used_memory %d)", len(ids), limit, final)
 	}
 	if acceptedOver != 0 {
-		t.Errorf("%d publishes accepted while used_memory was over maxmemory", acceptedOver)
+		t.Errorf("%d publishes accepted while used_memory was over maxmemory by more than %d bytes", acceptedOver, slack)
 	}
 	// One publish let in just under the limit takes an event twice (its
 	// topic and the log), about 3 KB.
