@@ -136,7 +136,21 @@ type Config struct {
 	// call only.
 	// Optional. Default value: log the error with c.Logger().
 	ErrorHandler func(c echo.Context, err error)
+
+	// Counters, when set, is where the streams of this middleware are counted,
+	// for an exporter to read at scrape time: streams open, opened,
+	// refused and ended by reason, events and bytes written, heartbeats,
+	// flush times, compressors. Several middlewares or Servers may share
+	// one Counters; their counts add up. Counting is always on and costs
+	// next to nothing; this only makes the counts reachable.
+	// Optional. Default value nil (the middleware counts on its own, out of reach).
+	Counters *Counters
 }
+
+// Counters count what the streams of one or more middlewares do, for an
+// exporter to read: the core's [sse.Counters]. Give a new(echosse.Counters) to
+// Config.Counters, and read it with its Stats method.
+type Counters = sse.Counters
 
 // Overflow says how the middleware answers a request that would exceed
 // Config.MaxClients: [OverflowRetry] or [OverflowUnavailable].

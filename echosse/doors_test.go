@@ -39,6 +39,7 @@ var door = doortest.Door{
 			Compress:       c.Compress,
 			CompressIdle:   c.CompressIdle,
 			MaxCompressors: c.MaxCompressors,
+			Counters:       c.Counters,
 			ErrorHandler: func(_ echo.Context, err error) {
 				if cfg.OnError != nil {
 					cfg.OnError(err)

@@ -42,6 +42,7 @@ var door = doortest.Door{
 			Compress:       cfg.Compress,
 			CompressIdle:   cfg.CompressIdle,
 			MaxCompressors: cfg.MaxCompressors,
+			Counters:       cfg.Counters,
 			ErrorHandler:   onError,
 		}.ToMiddleware()
 		if err != nil {

@@ -28,6 +28,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	closed := false
 	spilled := 0 // bytes of this batch already handed to the response, unflushed
 	n := 0       // events taken since the buffer was last found empty
+	events := 0  // valid events in the batch
 	// A burst takes a large buffer, if one is free; once per batch.
 	tryBig := func() {
 		if !tried {
@@ -55,8 +56,12 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			}
 			*bp = (*bp)[:0]
 			spilled += wrote
+			events++
 		} else if *bp, err = ev.AppendTo(*bp); err != nil {
+			s.srv.counters.invalid.Add(1)
 			s.errorHandler(fmt.Errorf("echosse: event skipped: %w", err))
+		} else {
+			events++
 		}
 		n++
 		if len(*bp) >= smallBatch/2 {
@@ -107,7 +112,9 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 	putBuffer(bp, big)
 	bp = nil
 	if err == nil && wrote > 0 {
-		err = s.flush()
+		if err = s.flush(wrote); err == nil {
+			s.counts.events.Add(uint64(events))
+		}
 	}
 	if err == nil && closed {
 		err = ErrClosed

@@ -68,10 +68,11 @@ type compressorPool struct {
 	max     int
 	tick    uint64 // counts uses, for least recently used
 	waiting int
+	counts  *Counters // where the pool counts what it makes, its waits and steals
 }
 
-func newCompressorPool(max int) *compressorPool {
-	p := &compressorPool{max: max}
+func newCompressorPool(max int, counts *Counters) *compressorPool {
+	p := &compressorPool{max: max, counts: counts}
 	p.cond.L = &p.mu
 	return p
 }
@@ -122,9 +123,12 @@ func (p *compressorPool) acquire(g *gzipStream) (c *compressor, prime bool) {
 			c = &compressor{} // its flate writer is made by the caller, outside the lock
 			p.all = append(p.all, c)
 			compressorsInUse.Add(1)
+			p.counts.made.Add(1)
 		case lru != nil:
 			c = lru // its owner finds out at its next acquire
+			p.counts.steals.Add(1)
 		default:
+			p.counts.waits.Add(1)
 			p.waiting++
 			p.cond.Wait()
 			p.waiting--
@@ -173,6 +177,10 @@ type gzipStream struct {
 	// grows.
 	tail   []byte
 	header bool // the gzip header was written
+	// pending is what was written to w since the last flush, and
+	// written what was flushed: the bytes Stats.WrittenBytes counts.
+	pending uint64
+	written atomic.Uint64
 }
 
 // write compresses p, flushes the compressor and writes the result, so
@@ -182,7 +190,8 @@ func (g *gzipStream) write(p []byte) error {
 		return err
 	}
 	out := g.compress(p)
-	_, err := g.w.Write(*out)
+	n, err := g.w.Write(*out)
+	g.pending += uint64(n)
 	putBuf(out)
 	return err
 }
@@ -227,7 +236,9 @@ func (g *gzipStream) writeStored(p []byte) error {
 	if _, err := g.w.Write(hdr[:]); err != nil {
 		return err
 	}
-	if _, err := g.w.Write(p); err != nil {
+	n, err := g.w.Write(p)
+	g.pending += uint64(len(hdr) + n)
+	if err != nil {
 		return err
 	}
 	g.account(p)
@@ -239,7 +250,8 @@ func (g *gzipStream) start() error {
 		return nil
 	}
 	g.header = true
-	_, err := g.w.Write(gzipHeader)
+	n, err := g.w.Write(gzipHeader)
+	g.pending += uint64(n)
 	return err
 }
 
@@ -279,7 +291,8 @@ func (g *gzipStream) close() error {
 	var trailer [8]byte
 	binary.LittleEndian.PutUint32(trailer[:4], g.crc)
 	binary.LittleEndian.PutUint32(trailer[4:], g.size)
-	_, err := g.w.Write(trailer[:])
+	n, err := g.w.Write(trailer[:])
+	g.pending += uint64(5 + n)
 	return err
 }
 

@@ -50,7 +50,7 @@ func checkGzip(t *testing.T, out []byte, want []byte, flushes []int, plains []in
 // other's.
 func runOps(t *testing.T, streams, maxCompressors int, ops []byte, payload func(i int) []byte) {
 	t.Helper()
-	pool := newCompressorPool(maxCompressors)
+	pool := newCompressorPool(maxCompressors, new(Counters))
 	type stream struct {
 		g               *gzipStream
 		out, plain      bytes.Buffer
@@ -139,7 +139,7 @@ func TestGzipStreamEmptyAndIdleOnly(t *testing.T) {
 // its stream wrote, and the pool never grows past its bound.
 func TestGzipStreamsTakeTurnsConcurrently(t *testing.T) {
 	const streams, events = 16, 300
-	pool := newCompressorPool(2)
+	pool := newCompressorPool(2, new(Counters))
 	var wg sync.WaitGroup
 	outs := make([]bytes.Buffer, streams)
 	plains := make([]bytes.Buffer, streams)
@@ -247,7 +247,7 @@ func BenchmarkCompress(b *testing.B) {
 	})
 	b.Run("stream-busy", func(b *testing.B) {
 		out := &countWriter{}
-		g := &gzipStream{w: out, pool: newCompressorPool(1)}
+		g := &gzipStream{w: out, pool: newCompressorPool(1, new(Counters))}
 		n := 0
 		for b.Loop() {
 			g.write(evs[n%len(evs)])
@@ -259,7 +259,7 @@ func BenchmarkCompress(b *testing.B) {
 	})
 	b.Run("stream-after-idle", func(b *testing.B) {
 		out := &countWriter{}
-		g := &gzipStream{w: out, pool: newCompressorPool(1)}
+		g := &gzipStream{w: out, pool: newCompressorPool(1, new(Counters))}
 		n := 0
 		for b.Loop() {
 			g.idle()

@@ -138,6 +138,15 @@ type Config struct {
 	// request, valid during the call only.
 	// Optional. Default value: log the error with the standard logger.
 	ErrorHandler func(r *http.Request, err error)
+
+	// Counters, when set, is where the streams of this Server are counted,
+	// for an exporter to read at scrape time: streams open, opened,
+	// refused and ended by reason, events and bytes written, heartbeats,
+	// flush times, compressors. Several middlewares or Servers may share
+	// one Counters; their counts add up. Counting is always on and costs
+	// next to nothing; this only makes the counts reachable.
+	// Optional. Default value nil ([Server.Stats] reads its own).
+	Counters *Counters
 }
 
 // Overflow says how a request that would exceed Config.MaxClients is
@@ -157,6 +166,17 @@ const (
 	// EventSource does not reconnect after it.
 	OverflowUnavailable
 )
+
+// String returns the mode's label: "retry" or "unavailable".
+func (o Overflow) String() string {
+	switch o {
+	case OverflowRetry:
+		return "retry"
+	case OverflowUnavailable:
+		return "unavailable"
+	}
+	return "unknown"
+}
 
 // Bounds of [Config] fields: [New] refuses larger values.
 const (

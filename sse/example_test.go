@@ -91,3 +91,40 @@ func ExampleServer_Open() {
 	// text/plain; charset=utf-8 "an ordinary page"
 	// text/event-stream "data: live\n\nevent: close\ndata:\n\n"
 }
+
+// Counters make the counts of a Server reachable where the Server is not,
+// as behind an Echo door (echosse.Config.Counters): here one stream, two
+// events, closed by its sender.
+func ExampleCounters() {
+	counters := new(sse.Counters)
+	streams, err := sse.New(sse.Config{Counters: counters})
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(streams.Handler(func(s *sse.Stream, r *http.Request) error {
+		go func() {
+			s.Send(event.Event{Data: "hello"})
+			s.Send(event.Event{Data: "world"})
+			close(s.C)
+		}()
+		return nil
+	}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		panic(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+
+	st := counters.Stats()
+	fmt.Println("opened:", st.Opened, "open:", st.Open, "events:", st.Events, "bytes:", st.Bytes)
+	for r := range sse.NumEndReasons {
+		if n := st.Ended[r]; n > 0 {
+			fmt.Printf("ended %s: %d\n", r, n)
+		}
+	}
+	// Output:
+	// opened: 1 open: 0 events: 2 bytes: 46
+	// ended closed: 1
+}

@@ -92,6 +92,7 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 			if err := s.writeControl(s.srv.pingFrame); err != nil {
 				return err, false
 			}
+			s.srv.counters.pings.Add(1)
 		}
 	}
 }

@@ -32,7 +32,8 @@ type Server struct {
 	openFrame  []byte       // written when a stream opens: Config.Retry's field, if set
 	closeFrame []byte       // written when the sender closes its channel
 	pingFrame  []byte       // written when a stream has been idle
-	servers    servers      // open streams by http.Server, for Shutdown
+	servers    servers      // open streams by http.Server, for Shutdown and Stats
+	counters   *Counters    // Config.Counters, or the Server's own
 	// compressors are lent to compressed streams; nil unless Config.Compress.
 	compressors *compressorPool
 }
@@ -48,9 +49,13 @@ func newServer(config Config, hooks door.Hooks) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{cfg: cfg, hooks: hooks}
+	srv := &Server{cfg: cfg, hooks: hooks, counters: cfg.Counters}
+	if srv.counters == nil {
+		srv.counters = new(Counters)
+	}
+	srv.counters.count(srv)
 	if cfg.Compress {
-		srv.compressors = newCompressorPool(cfg.MaxCompressors)
+		srv.compressors = newCompressorPool(cfg.MaxCompressors, srv.counters)
 	}
 	if cfg.Retry > 0 {
 		if srv.openFrame, err = (event.Event{Retry: cfg.Retry}).AppendTo(nil); err != nil {
@@ -173,8 +178,11 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 	}
 	if srv.clients.Add(1) > int64(srv.cfg.MaxClients) {
 		srv.clients.Add(-1)
+		srv.counters.refused[srv.cfg.Overflow].Add(1)
 		return nil, refused(http.StatusServiceUnavailable, ErrTooManyClients)
 	}
+	srv.counters.opened.Add(1)
+	srv.counters.open.Add(1)
 
 	// The stream's context keeps the request's values but not its
 	// cancellation: the pump watches the request's context itself and ends
@@ -202,6 +210,11 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		rc:          http.NewResponseController(w),
 		h2:          r.ProtoMajor >= 2,
 		wake:        make(chan struct{}, 1),
+		opened:      time.Since(epoch),
+	}
+	if gz {
+		// Before the stream is tracked: Stats reads it.
+		s.gz = &gzipStream{w: out, pool: srv.compressors}
 	}
 	srv.servers.track(s, r)
 	if srv.cfg.PingInterval > 0 || gz {
@@ -216,7 +229,6 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	setStreamHeaders(out.Header())
 	if gz {
-		s.gz = &gzipStream{w: out, pool: srv.compressors}
 		out.Header()["Content-Encoding"] = gzipEncoding
 		out.Header().Add("Vary", "Accept-Encoding")
 	}
@@ -226,7 +238,7 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		return nil, err
 	}
 	if r.Method == http.MethodHead {
-		s.cancel(ErrClosed) // the headers are the whole answer
+		s.cancel(EndClosed, ErrClosed) // the headers are the whole answer
 	}
 	// Most handlers that stream from elsewhere (a broker, a hub) return
 	// at once, and the request goroutine, which waits for the stream

@@ -55,7 +55,7 @@ func (ss *servers) track(s *Stream, r *http.Request) {
 	}
 	set.mu.Unlock()
 	if closing {
-		s.cancel(ErrShutdown)
+		s.cancel(EndShutdown, ErrShutdown)
 	}
 }
 
@@ -79,7 +79,7 @@ func (set *serverStreams) shutdown() {
 	set.closing = true
 	var afters [][]*afterFunc
 	for s := range set.streams {
-		if a := s.stop(ErrShutdown); len(a) > 0 {
+		if a := s.stop(EndShutdown, ErrShutdown); len(a) > 0 {
 			afters = append(afters, a)
 		}
 	}

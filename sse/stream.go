@@ -43,6 +43,7 @@ type Stream struct {
 	done     chan struct{} // Done's channel, made when first asked for
 	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
 	canceled bool          // the context is cancelled
+	reason   EndReason     // why, once canceled
 	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
 	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
@@ -69,6 +70,9 @@ type Stream struct {
 	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
 	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
+	opened  time.Duration  // when Open opened it, since epoch
+	wrote   time.Duration  // when the last write began, since epoch
+	counts  streamCounts   // what it wrote, for Stats
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -111,22 +115,26 @@ func (s *Stream) AfterFunc(f func()) (stop func() bool) {
 // once stopped.
 type afterFunc struct{ f func() }
 
-// cancel cancels the stream's context with cause, if it is not cancelled
-// already, and starts the functions registered with AfterFunc.
-func (s *Stream) cancel(cause error) { startAfters(s.stop(cause)) }
+// cancel cancels the stream's context with cause, for reason, if it is
+// not cancelled already, and starts the functions registered with
+// AfterFunc.
+func (s *Stream) cancel(reason EndReason, cause error) { startAfters(s.stop(reason, cause)) }
 
-// stop cancels the stream's context with cause, if it is not cancelled
-// already, and returns the functions registered with AfterFunc, for the
-// caller to start with startAfters.
-func (s *Stream) stop(cause error) []*afterFunc {
-	s.cancelCtx(cause)
-	s.poke()
+// stop cancels the stream's context with cause, for reason, if it is not
+// cancelled already, and returns the functions registered with AfterFunc,
+// for the caller to start with startAfters. The first cause is the one
+// the context keeps, and its reason the one the stream's end is counted
+// under: both are set under s.mu.
+func (s *Stream) stop(reason EndReason, cause error) []*afterFunc {
+	defer s.poke()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.canceled {
 		return nil
 	}
+	s.cancelCtx(cause)
 	s.canceled = true
+	s.reason = reason
 	afters := s.afters
 	s.afters = nil
 	return afters
@@ -178,7 +186,7 @@ func (s *Stream) Abort(cause error) {
 	if cause == nil {
 		cause = ErrAborted
 	}
-	s.cancel(cause)
+	s.cancel(EndAborted, cause)
 }
 
 // Done returns a channel that is closed when the stream has ended: the last
@@ -252,7 +260,7 @@ func (s *Stream) Wait() error {
 // and return err unless it is an ordinary end.
 func (s *Stream) end(err error) error {
 	if err != nil {
-		s.cancel(err)
+		s.cancel(reasonOf(err, EndHandlerError), err)
 	}
 	s.Wait()
 	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClientGone) || errors.Is(err, ErrShutdown) {
@@ -287,8 +295,9 @@ func (s *Stream) finish(reason error) {
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	s.untrack()
 	s.srv.clients.Add(-1)
-	s.cancel(reason)
+	s.cancel(reasonOf(reason, EndClientGone), reason)
 	s.mu.Lock()
+	s.srv.counters.fold(s, s.reason)
 	s.finished.Store(true)
 	if s.done != nil {
 		close(s.done)

@@ -23,6 +23,7 @@ func (s *Stream) emit(b []byte) error {
 		_, err = s.out.Write(b)
 	}
 	if err != nil {
+		s.timeFlush()
 		return s.writeError(err)
 	}
 	return nil
@@ -47,9 +48,10 @@ func (s *Stream) writeControl(b []byte) error {
 		_, err = s.out.Write(b)
 	}
 	if err != nil {
+		s.timeFlush()
 		return s.writeError(err)
 	}
-	return s.flush()
+	return s.flush(len(b))
 }
 
 // deadline bounds the next write and flush by the write timeout. Moving a
@@ -58,9 +60,11 @@ func (s *Stream) writeControl(b []byte) error {
 func (s *Stream) deadline() {
 	wt := s.srv.cfg.WriteTimeout
 	if wt <= 0 {
+		s.wrote = time.Since(epoch)
 		return
 	}
 	now := time.Now()
+	s.wrote = now.Sub(epoch)
 	if s.due.Sub(now) >= wt-wt/8 {
 		return
 	}
@@ -71,11 +75,18 @@ func (s *Stream) deadline() {
 	}
 }
 
-// flush flushes what was written, within the deadline its write set, and
-// restarts the heartbeat wait.
-func (s *Stream) flush() error {
-	if err := s.rc.Flush(); err != nil {
+// flush flushes what was written, n bytes of event stream, within the
+// deadline its write set, counts them, and restarts the heartbeat wait.
+func (s *Stream) flush(n int) error {
+	err := s.rc.Flush()
+	s.timeFlush()
+	if err != nil {
 		return s.writeError(err)
+	}
+	s.counts.bytes.Add(uint64(n))
+	if s.gz != nil {
+		s.gz.written.Add(s.gz.pending)
+		s.gz.pending = 0
 	}
 	if s.h2 && s.srv.cfg.WriteTimeout > 0 {
 		// Over HTTP/2 a write deadline is a timer that resets the
@@ -136,7 +147,11 @@ func (s *Stream) endGzip(reason error) {
 		return
 	}
 	s.deadline()
-	if s.gz.close() == nil {
-		_ = s.rc.Flush()
+	if s.gz.close() == nil && s.rc.Flush() == nil {
+		s.gz.written.Add(s.gz.pending)
 	}
 }
+
+// timeFlush counts a flush, or a write that failed, as taking the time
+// since the last write began.
+func (s *Stream) timeFlush() { s.flushed(time.Since(epoch) - s.wrote) }

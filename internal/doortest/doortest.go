@@ -122,4 +122,6 @@ var cases = []struct {
 	// handler.go: a handler that fails after Open.
 	{"HandlerError", testHandlerError},
 	{"HandlerPanic", testHandlerPanic},
+	// counters.go: Config.Counters.
+	{"Counters", testCounters},
 }
