@@ -1,12 +1,14 @@
 package echosse
 
 import (
+	"errors"
 	"time"
 
 	"github.com/echosse/echo-sse/internal/door"
 	"github.com/echosse/echo-sse/sse"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/labstack/gommon/log"
 )
 
 // Config defines the config for the [Middleware]. The zero value of every
@@ -133,8 +135,11 @@ type Config struct {
 	// them and the stream goes on) and about streams that end because a
 	// write failed for a reason other than an ordinary disconnect, such as
 	// a write timeout. It runs on the stream's pump; c is valid during the
-	// call only.
-	// Optional. Default value: log the error with c.Logger().
+	// call only. err is a *[sse.StreamError], which says whether it ended
+	// the stream, why, and the client's address and the stream's age.
+	// Optional. Default value: log the error with c.Logger(), as JSON
+	// fields (Errorj): message, and the StreamError's attributes
+	// ([sse.StreamError.Attrs]) reason, remote_addr and stream_age.
 	ErrorHandler func(c echo.Context, err error)
 
 	// Counters, when set, is where the streams of this middleware are counted,
@@ -196,7 +201,23 @@ var DefaultConfig = Config{
 	ErrorHandler:   logError,
 }
 
-func logError(c echo.Context, err error) { c.Logger().Error(err) }
+// logError logs err with Echo's logger: a *sse.StreamError as JSON, its
+// message and its attributes as fields (Echo's default logger writes one
+// JSON object per line), anything else as Error does.
+func logError(c echo.Context, err error) {
+	se := (*sse.StreamError)(nil)
+	if !errors.As(err, &se) {
+		c.Logger().Error(err)
+		return
+	}
+	j := log.JSON{"message": err.Error()}
+	for _, a := range se.Attrs() {
+		if a.Key != "error" { // the message
+			j[a.Key] = a.Value.String()
+		}
+	}
+	c.Logger().Errorj(j)
+}
 
 // core returns the core's configuration: config's fields but Skipper and
 // ErrorHandler, which the middleware keeps.

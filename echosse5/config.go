@@ -1,6 +1,8 @@
 package echosse5
 
 import (
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -95,8 +97,12 @@ type Config struct {
 	// ErrorHandler is told about events that fail validation and about
 	// streams that end because a write failed for a reason other than an
 	// ordinary disconnect. It runs on the stream's pump; c is valid during
-	// the call only. See [sse.Config].
-	// Optional. Default value: log the error with c.Logger().
+	// the call only. See [sse.Config]. err is a *[sse.StreamError], which
+	// says whether it ended the stream, why, and the client's address and
+	// the stream's age.
+	// Optional. Default value: log the error with c.Logger(), Echo's
+	// slog.Logger, with the StreamError's attributes
+	// ([sse.StreamError.Attrs]): error, reason, remote_addr, stream_age.
 	ErrorHandler func(c *echo.Context, err error)
 
 	// Counters, when set, is where the streams of this middleware are counted,
@@ -154,7 +160,17 @@ var DefaultConfig = Config{
 	ErrorHandler:   logError,
 }
 
-func logError(c *echo.Context, err error) { c.Logger().Error("echosse5: stream error", "error", err) }
+// logError logs err with Echo's slog logger: a *sse.StreamError with its
+// attributes, anything else with an "error" attribute.
+func logError(c *echo.Context, err error) {
+	var attrs []slog.Attr
+	if se := (*sse.StreamError)(nil); errors.As(err, &se) {
+		attrs = se.Attrs()
+	} else {
+		attrs = []slog.Attr{slog.String("error", err.Error())}
+	}
+	c.Logger().LogAttrs(c.Request().Context(), slog.LevelError, "echosse5: stream error", attrs...)
+}
 
 // core returns the core's configuration: config's fields but Skipper and
 // ErrorHandler, which the middleware keeps.

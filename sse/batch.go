@@ -59,7 +59,7 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 			events++
 		} else if *bp, err = ev.AppendTo(*bp); err != nil {
 			s.srv.counters.invalid.Add(1)
-			s.errorHandler(fmt.Errorf("echosse: event skipped: %w", err))
+			s.errorHandler(fmt.Errorf("echosse: event skipped: %w", err), goesOn)
 		} else {
 			events++
 		}

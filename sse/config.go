@@ -6,7 +6,7 @@ package sse
 import (
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -136,7 +136,10 @@ type Config struct {
 	// write failed for a reason other than an ordinary disconnect, such as
 	// a write timeout. It runs on the stream's pump; r is the stream's
 	// request, valid during the call only.
-	// Optional. Default value: log the error with the standard logger.
+	// err is a *[StreamError], which says whether it ended the stream,
+	// why, and the client's address and the stream's age.
+	// Optional. Default value: log the error with log/slog's default
+	// logger, with the StreamError's attributes ([StreamError.Attrs]).
 	ErrorHandler func(r *http.Request, err error)
 
 	// Counters, when set, is where the streams of this Server are counted,
@@ -204,7 +207,15 @@ var DefaultConfig = Config{
 	ErrorHandler:   logError,
 }
 
-func logError(_ *http.Request, err error) { log.Print(err) }
+func logError(r *http.Request, err error) {
+	var attrs []slog.Attr
+	if se := (*StreamError)(nil); errors.As(err, &se) {
+		attrs = se.Attrs()
+	} else {
+		attrs = []slog.Attr{slog.String("error", err.Error())}
+	}
+	slog.Default().LogAttrs(r.Context(), slog.LevelError, "sse: stream error", attrs...)
+}
 
 // withDefaults returns config with its zero fields filled from DefaultConfig,
 // or an error naming the first invalid field, whose message starts with

@@ -3,7 +3,11 @@ package sse
 // This file owns the errors: why a stream cannot open, and why it ended.
 // Every door returns these same values.
 
-import "errors"
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
 
 // Errors [Server.Open] and the doors' Open return, each with the HTTP
 // status it is answered with ([Server.Error] answers it; the Echo doors
@@ -85,3 +89,45 @@ var (
 	// returned error wraps it with the panic's value.
 	ErrPumpPanicked = errors.New("echosse: code called by the stream's pump panicked")
 )
+
+// A StreamError is the error a stream gives Config.ErrorHandler (and each
+// door's ErrorHandler): what went wrong, Err, which errors.Is and errors.As
+// see through it, and what the stream knows of it, for a structured log
+// (see [StreamError.Attrs]). Its message is Err's.
+type StreamError struct {
+	// Err is what went wrong: an invalid event skipped (an
+	// [event.FieldError] inside), a write that timed out
+	// ([ErrWriteTimeout]), a panic in the pump ([ErrPumpPanicked]), or the
+	// error a net/http handler returned after it opened the stream.
+	Err error
+
+	// Ends reports whether Err ended the stream; Reason then says why, as
+	// [Stats.Ended] counts it. An invalid event does not end its stream.
+	Ends   bool
+	Reason EndReason
+
+	// RemoteAddr is the client's network address, the request's
+	// RemoteAddr.
+	RemoteAddr string
+
+	// Age is how long the stream had been open.
+	Age time.Duration
+}
+
+// Error returns Err's message.
+func (e *StreamError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// Attrs returns e as log/slog attributes: "error", "reason" (when Err
+// ended the stream: one of the EndReason labels), "remote_addr" and
+// "stream_age". The default ErrorHandlers log them so.
+func (e *StreamError) Attrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 4)
+	attrs = append(attrs, slog.String("error", e.Err.Error()))
+	if e.Ends {
+		attrs = append(attrs, slog.String("reason", e.Reason.String()))
+	}
+	return append(attrs, slog.String("remote_addr", e.RemoteAddr), slog.Duration("stream_age", e.Age))
+}

@@ -101,25 +101,37 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 // stream ends, and reports it with its stack.
 func (s *Stream) recovered(r any) error {
 	err := fmt.Errorf("%w: %v", ErrPumpPanicked, r)
-	s.report(fmt.Errorf("%w\n%s", err, debug.Stack()))
+	s.report(fmt.Errorf("%w\n%s", err, debug.Stack()), EndPumpPanic)
 	return err
 }
 
-// report tells Config.ErrorHandler about err, where a panic of the
-// ErrorHandler's own cannot be reported to it: that goes to the standard
-// logger.
-func (s *Stream) report(err error) {
+// report tells Config.ErrorHandler about err, as errorHandler does, where
+// a panic of the ErrorHandler's own cannot be reported to it: that goes to
+// the standard logger.
+func (s *Stream) report(err error, reason EndReason) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Printf("echosse: Config.ErrorHandler panicked (%v) while told: %v", r, err)
 		}
 	}()
-	s.errorHandler(err)
+	s.errorHandler(err, reason)
 }
 
+// goesOn is the reason errorHandler is given for an error that does not
+// end the stream.
+const goesOn = NumEndReasons
+
 // errorHandler tells the door's error handler, or Config.ErrorHandler,
-// about err.
-func (s *Stream) errorHandler(err error) {
+// about err, in a *StreamError: one that ends the stream for reason, or
+// with reason goesOn one that does not.
+func (s *Stream) errorHandler(err error, reason EndReason) {
+	err = &StreamError{
+		Err:        err,
+		Ends:       reason != goesOn,
+		Reason:     reason,
+		RemoteAddr: s.req.RemoteAddr,
+		Age:        time.Since(epoch) - s.opened,
+	}
 	if r := s.srv.hooks.Report; r != nil {
 		r(s.tag, err)
 		return

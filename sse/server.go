@@ -373,7 +373,7 @@ func (srv *Server) Handler(serve func(s *Stream, r *http.Request) error) http.Ha
 		err = serve(s, s.req)
 		returned = true
 		if err = s.end(err); err != nil {
-			s.errorHandler(err)
+			s.errorHandler(err, s.endReason())
 		}
 	})
 }

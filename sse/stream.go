@@ -269,6 +269,13 @@ func (s *Stream) end(err error) error {
 	return err
 }
 
+// endReason returns why the stream ended, once its context is cancelled.
+func (s *Stream) endReason() EndReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
 // cause returns why the stream's context is done.
 func (s *Stream) cause() error { return context.Cause(s.ctx) }
 

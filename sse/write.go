@@ -127,7 +127,7 @@ func (s *Stream) writeError(err error) error {
 	// to the connection fails, whatever the reason. Over HTTP/2 a write
 	// past its deadline may instead fail as the connection closes (h2.go).
 	if errors.Is(err, os.ErrDeadlineExceeded) || s.h2 && s.overdue() {
-		s.errorHandler(fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.srv.cfg.WriteTimeout, err))
+		s.errorHandler(fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.srv.cfg.WriteTimeout, err), EndWriteTimeout)
 		return ErrWriteTimeout
 	}
 	if s.ctx.Err() != nil {
