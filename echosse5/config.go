@@ -117,7 +117,8 @@ type Config struct {
 
 // Counters count what the streams of one or more middlewares do, for an
 // exporter to read: the core's [sse.Counters]. Give a new(echosse5.Counters) to
-// Config.Counters, and read it with its Stats method.
+// Config.Counters, and read it with its Stats method, or export it with
+// package metrics/prom (prom.NewStreamCollector).
 type Counters = sse.Counters
 
 // Overflow says how the middleware answers a request that would exceed

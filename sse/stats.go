@@ -178,7 +178,8 @@ func FlushBounds() []time.Duration { return append([]time.Duration(nil), flushBo
 // Config.Counters do: several Servers (several middlewares, or doors) may
 // share one, and their counts add up. Every Server counts, whether it was
 // given Counters or not; Counters let the caller reach the counts of a
-// Server it does not hold, such as an Echo door's. Use a new(sse.Counters);
+// Server it does not hold, such as an Echo door's; package metrics/prom
+// exports them to Prometheus. Use a new(sse.Counters);
 // a Counters must not be copied once used, and keeps the Servers that
 // count in it, to read the counts of their open streams. All its methods
 // are safe for concurrent use.
