@@ -73,6 +73,16 @@ func Open(c *echo.Context) (*Stream, error) {
 		return nil, httpError(http.StatusInternalServerError, ErrCommitted.Error(), ErrCommitted)
 	}
 	o := door.Options{Tag: c}
+	if r, ok := w.(*echo.Response); ok {
+		// Echo's Response.Flush drops a failed flush's error: the stream
+		// writes through the Response (whose Committed and Size stay
+		// true), and flushes and sets deadlines through the writer under
+		// it, so that a flush a client does not take in time ends the
+		// stream with ErrWriteTimeout, as a write does. (Behind Gzip, its
+		// writer's Flush drops the error too; the stream then ends when
+		// net/http, which saw it, cancels the request.)
+		o.Out, w = r, r.ResponseWriter
+	}
 	s, err := door.Open(h.srv, w, c.Request(), &o)
 	if err != nil {
 		return nil, httpError(door.Status(err), err.Error(), err)

@@ -107,6 +107,7 @@ var cases = []struct {
 	// disconnect.go: clients that leave or stop reading.
 	{"ClientGone", testClientGone},
 	{"WriteTimeout", testWriteTimeout},
+	{"FlushTimeout", testFlushTimeout}, // stall.go
 	// events.go: what the sender sends.
 	{"InvalidEvent", testInvalidEvent},
 	// servertimeout.go: the http.Server's own deadline.
