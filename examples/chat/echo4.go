@@ -40,8 +40,11 @@ func echo4App(s *server, cfg config, logw io.Writer) http.Handler {
 	}}))
 	e.Use(middleware.BodyLimit("64K")) // a message is at most a few KB
 	e.Use(echosse.Middleware(echosse.Config{
-		Retry:    cfg.Retry,
-		Compress: cfg.Compress,
+		Retry:        cfg.Retry,
+		Compress:     cfg.Compress,
+		MaxClients:   cfg.MaxClients,
+		WriteTimeout: cfg.WriteTimeout,
+		Counters:     s.counters, // for GET /metrics
 	}))
 
 	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
@@ -74,6 +77,7 @@ func echo4App(s *server, cfg config, logw io.Writer) http.Handler {
 		return c.JSON(http.StatusOK, out)
 	})
 	e.GET("/api/stats", func(c echo.Context) error { return c.JSON(http.StatusOK, s.stats()) })
+	e.GET("/metrics", echo.WrapHandler(s.metrics))
 	return e
 }
 

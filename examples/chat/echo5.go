@@ -37,8 +37,11 @@ func echo5App(s *server, cfg config, _ io.Writer) http.Handler {
 	}}))
 	e.Use(middleware.BodyLimit(64 << 10)) // a message is at most a few KB
 	e.Use(echosse5.Middleware(echosse5.Config{
-		Retry:    cfg.Retry,
-		Compress: cfg.Compress,
+		Retry:        cfg.Retry,
+		Compress:     cfg.Compress,
+		MaxClients:   cfg.MaxClients,
+		WriteTimeout: cfg.WriteTimeout,
+		Counters:     s.counters, // for GET /metrics
 	}))
 
 	e.StaticFS("/", echo.MustSubFS(static, "static")) // GET /: the page
@@ -71,6 +74,7 @@ func echo5App(s *server, cfg config, _ io.Writer) http.Handler {
 		return c.JSON(http.StatusOK, out)
 	})
 	e.GET("/api/stats", func(c *echo.Context) error { return c.JSON(http.StatusOK, s.stats()) })
+	e.GET("/metrics", echo.WrapHandler(s.metrics))
 	return e
 }
 

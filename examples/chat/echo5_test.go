@@ -26,6 +26,7 @@ func TestOnEcho5(t *testing.T) {
 		{"EventsTellAPageItsHistoryIsGone", TestEventsTellAPageItsHistoryIsGone},
 		{"ShutdownSendsTheCloseEvent", TestShutdownSendsTheCloseEvent},
 		{"ShutdownClosesUnusedConnections", TestShutdownClosesUnusedConnections},
+		{"Metrics", TestMetrics},
 		{"TwoPagesSeeAMessageAtOnce", TestTwoPagesSeeAMessageAtOnce},
 	} {
 		t.Run(tt.name, tt.test)

@@ -101,16 +101,23 @@ func startServerAt(t *testing.T, addr string, retry time.Duration) *testServer {
 // test run by TestOnEcho5 gets a server on Echo v5.
 func startServerWith(t *testing.T, addr string, cfg config) *testServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerOn(t, ln, cfg)
+}
+
+// startServerOn is startServerWith on the listener ln.
+func startServerOn(t *testing.T, ln net.Listener, cfg config) *testServer {
+	t.Helper()
 	cfg.Log = t.Output()
 	if cfg.Echo == 0 && strings.HasPrefix(t.Name(), "TestOnEcho5/") {
 		cfg.Echo = 5
 	}
 	srv, err := newServer(cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,34 @@ func presenceUntil(t *testing.T, d *event.Decoder, want string) {
 		seen = append(seen, ev.Data)
 	}
 	t.Fatalf("presence events %q, never %s", seen, want)
+}
+
+// TestMetricsThroughRedis: with -redis, GET /metrics has the backend's
+// counters too: what this server published, what it read back from the
+// log, and the reader's lag, none once it has caught up.
+func TestMetricsThroughRedis(t *testing.T) {
+	start := startRedis(t)
+	a := start()
+	page := openPage(t, a.url+"/events")
+	page.waitFor(t, `{"online":1}`)
+	for i := range 3 {
+		postMessage(t, a.url, "through Redis "+strconv.Itoa(i))
+		page.waitFor(t, "through Redis "+strconv.Itoa(i))
+	}
+	// Published: the two counts (at the start, and with the page), the
+	// three messages; all read back.
+	want := map[string]float64{
+		"echosse_redis_published_total":      5,
+		"echosse_redis_delivered_total":      5,
+		"echosse_redis_publish_errors_total": 0,
+		"echosse_redis_lost_total":           0,
+		"echosse_redis_recovered_total":      0,
+		"echosse_redis_reconnects_total":     0,
+		"echosse_redis_connected":            1,
+		"echosse_redis_reader_lag_messages":  0,
+		"echosse_broker_published_total":     5,
+		"echosse_streams_open":               1,
+	}
+	m := waitMetrics(t, a.url+"/metrics", func(m metrics) bool { return m.value("echosse_redis_delivered_total") == 5 })
+	m.expect(t, "with -redis", want)
 }

@@ -71,6 +71,10 @@ type config struct {
 	// server that uses it: messages, their history, and the count of
 	// pages online. Nil keeps the room in this process's memory.
 	Redis *redis.Client
+
+	// MaxClients and WriteTimeout are the doors' (0: their defaults).
+	MaxClients   int
+	WriteTimeout time.Duration
 }
 
 // message is one chat message: the data of a "message" event, and an
@@ -90,11 +94,13 @@ type presence struct {
 // server is the chat room: an HTTP server with the Echo app, the broker
 // that fans events out to every page, and the room's state.
 type server struct {
-	hs     *http.Server
-	b      *broker.Broker
-	shared *sharedRoom // nil without Redis
-	logger *slog.Logger
-	fresh  freshConns
+	hs       *http.Server
+	b        *broker.Broker
+	shared   *sharedRoom // nil without Redis
+	logger   *slog.Logger
+	fresh    freshConns
+	counters *sse.Counters // the door's streams, counted
+	metrics  http.Handler  // GET /metrics
 
 	// mu orders every Publish with the state it changes, so that the
 	// messages in recent and lastID match the broker's order, and the
@@ -135,7 +141,7 @@ func newServer(cfg config) (*server, error) {
 	default:
 		return nil, fmt.Errorf("Echo %d: the room runs on Echo 4 or 5", cfg.Echo)
 	}
-	s := &server{logger: logger, streams: make(map[*sse.Stream]struct{})}
+	s := &server{logger: logger, streams: make(map[*sse.Stream]struct{}), counters: new(sse.Counters)}
 
 	var backend broker.Backend // nil: in memory
 	if cfg.Redis != nil {
@@ -155,6 +161,7 @@ func newServer(cfg config) (*server, error) {
 		return nil, err
 	}
 	s.b = b
+	s.metrics = s.metricsHandler()
 
 	// Publish the first presence, so that lastID is never empty: a page that
 	// loads before any message is posted still resumes from a known ID, and
