@@ -116,11 +116,30 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 
 	for _, gz := range []bool{false, true} {
 		es := findVariant(sc.Variants, func(v variant) bool {
-			return v.Server == "echosse" && v.Gzip == gz && v.BufferSize == 0 && v.Label == ""
+			return v.Server == "echosse" && v.Gzip == gz && v.BufferSize == 0 && v.Label == "" && v.Exe == ""
 		})
 		ref := findVariant(sc.Variants, func(v variant) bool { return v.Server == sc.Ref && v.Gzip == gz && v.BufferSize == 0 })
 		if es == nil {
 			continue
+		}
+		if base := findVariant(sc.Variants, func(v variant) bool { return v.Exe != "" && v.Server == "echosse" && v.Gzip == gz }); base != nil {
+			// -baseline: this commit's echosse over the other's, per
+			// pair of runs of the same repetition.
+			rr := ratioReport{Name: "echosse / " + base.String(), Gzip: gz, Cells: map[string]summary{}}
+			for _, m := range sc.Metrics {
+				var xs []float64
+				for rep := range sc.Reps {
+					a, okA := metricAt(byVariant[es.String()], rep, m.Key)
+					b, okB := metricAt(byVariant[base.String()], rep, m.Key)
+					if okA && okB && b != 0 {
+						xs = append(xs, a/b)
+					}
+				}
+				if s, ok := summarize(xs); ok && m.ratio() {
+					rr.Cells[m.Key] = s
+				}
+			}
+			r.Ratios = append(r.Ratios, rr)
 		}
 		var ps []variant
 		for _, v := range sc.Variants {

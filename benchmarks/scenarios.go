@@ -46,6 +46,9 @@ type variant struct {
 	Compress   bool   `json:"compress,omitempty"` // echosse's own gzip (with Gzip)
 	// Label names rows that are not a server (the encoders of E).
 	Label string `json:"label,omitempty"`
+	// Exe, when set, is the benchmark binary (built at another commit)
+	// whose children serve this variant (-baseline).
+	Exe string `json:"exe,omitempty"`
 }
 
 func (v variant) String() string {
@@ -62,12 +65,31 @@ func (v variant) String() string {
 	if v.Gzip {
 		s += " +gzip"
 	}
+	if v.Exe != "" {
+		s += " @baseline"
+	}
 	return s
 }
 
 // primary reports whether v is a row the ratios are computed for or
 // against: the defaults, not an informational variant.
-func (v variant) primary() bool { return v.BufferSize == 0 && !v.Compress }
+func (v variant) primary() bool { return v.BufferSize == 0 && !v.Compress && v.Exe == "" }
+
+// withBaseline adds, after each of sc's primary echosse variants, the same
+// served by the binary exe: the library at another commit, measured in the
+// same run, interleaved with this one.
+func withBaseline(sc *scenario, exe string) {
+	var vs []variant
+	for _, v := range sc.Variants {
+		vs = append(vs, v)
+		if v.Server == "echosse" && v.primary() && v.Label == "" {
+			b := v
+			b.Exe = exe
+			vs = append(vs, b)
+		}
+	}
+	sc.Variants = vs
+}
 
 // metric is one column of a scenario's table.
 type metric struct {
@@ -309,7 +331,7 @@ func withChild(o options, v variant, f func(c *childProc) (map[string]float64, e
 		CPUProfile: o.cpuProfile,
 		MemProfile: o.memProfile,
 	}
-	c, err := startChild(cfg, o.ServerCPU)
+	c, err := startChild(cfg, o.ServerCPU, v.Exe)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func TestServers(t *testing.T) {
 func smoke(t *testing.T, v variant) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	c, err := startChild(childConfig{Server: serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress}}, "")
+	c, err := startChild(childConfig{Server: serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress}}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,12 +26,15 @@ type childProc struct {
 	err    error // the child's exit status, once waited is closed
 }
 
-// startChild starts this executable as a server child, pinned to cpu
-// (taskset's CPU list syntax) unless cpu is "", and waits for it to listen.
-func startChild(cfg childConfig, cpu string) (*childProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+// startChild starts this executable (or exe, unless it is "") as a
+// server child, pinned to cpu (taskset's CPU list syntax) unless cpu is
+// "", and waits for it to listen.
+func startChild(cfg childConfig, cpu, exe string) (*childProc, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	spec, err := json.Marshal(cfg)
 	if err != nil {
