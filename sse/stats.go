@@ -104,9 +104,11 @@ type Stats struct {
 	// including HEAD requests' and those whose first write failed.
 	Opened uint64
 
-	// Refused is the number of requests refused because Config.MaxClients
-	// streams were open, by the Overflow mode that answered them:
-	// Refused[OverflowRetry] and Refused[OverflowUnavailable].
+	// Refused is the number of requests Open refused because
+	// Config.MaxClients streams were open, by the Overflow mode that
+	// answers them: Refused[OverflowRetry] and Refused[OverflowUnavailable].
+	// A handler that returns ErrTooManyClients for a cap of its own is not
+	// counted here.
 	Refused [OverflowUnavailable + 1]uint64
 
 	// Ended is the number of streams that ended, by reason: Ended[EndClosed]
