@@ -122,7 +122,62 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 			return gzipSummary(r), "reported"
 		}, id)
 	}
+
+	// The other front doors, beside the Echo v4 door and beside raw.
+	doorRatio := func(door, key string, limit float64, atLeast bool) func(r scenarioReport) (string, string) {
+		return func(r scenarioReport) (string, string) {
+			s, ok := ratioCell(r, door+" / echosse", key)
+			if !ok {
+				return "no figure", "misses"
+			}
+			ok = s.Median <= limit
+			if atLeast {
+				ok = s.Median >= limit
+			}
+			return fmtSummary(s, fmtRatio) + " (median of per-pair ratios)", verdict(ok)
+		}
+	}
+	for _, d := range []struct{ name, label string }{{"echosse5", "Echo v5 door (echosse5)"}, {"echosse-nethttp", "net/http door (echosse-nethttp)"}} {
+		add("7. "+d.label+": events/s (A1)", "≥ 0.95 × the Echo v4 door (echosse)", doorRatio(d.name, mEventsPerSec, 0.95, true), "A1")
+		add("7. "+d.label+": RSS per idle stream (B1)", "≤ 1.05 × the Echo v4 door (echosse)", doorRatio(d.name, mRSS, 1.05, false), "B1")
+	}
+	for _, c := range []struct {
+		id   string
+		keys []string
+	}{{"A1", []string{mEventsPerSec, mCPUPerEvent}}, {"A3", []string{mP50, mP99}}, {"B1", []string{mRSS, mHeap, mStacks}}, {"C1", []string{mEventsPerSec, mP99, mCPUPerEvent}}} {
+		keys := c.keys
+		add("7. Doors beside the reference (raw; raw-coalesce in C1): "+c.id, "reported (the net/http door closest)", func(r scenarioReport) (string, string) {
+			return doorsBesideRef(r, keys), "reported"
+		}, c.id)
+	}
 	return items
+}
+
+// doorsBesideRef lists each door's ratio to the reference for keys: the
+// Echo v4 door's (echosse / ref) and the others' (door / ref).
+func doorsBesideRef(r scenarioReport, keys []string) string {
+	var parts []string
+	for _, key := range keys {
+		label := key
+		for _, m := range r.Metrics {
+			if m.Key == key {
+				label = m.Label
+			}
+		}
+		var cells []string
+		for _, name := range append([]string{"echosse"}, doors...) {
+			if s, ok := ratioCell(r, name+" / "+r.Ref, key); ok {
+				cells = append(cells, fmt.Sprintf("%s %s", name, fmtRatio(s.Median)))
+			}
+		}
+		if len(cells) > 0 {
+			parts = append(parts, label+" / "+r.Ref+": "+strings.Join(cells, ", "))
+		}
+	}
+	if len(parts) == 0 {
+		return "no figures"
+	}
+	return strings.Join(parts, "; ")
 }
 
 var units = map[string]string{mBehind: " ms"}
@@ -147,6 +202,9 @@ func gzipSummary(r scenarioReport) string {
 	for _, rr := range r.Ratios {
 		if !rr.Gzip && r.ID != "B2" { // B2 is all gzip
 			continue
+		}
+		if !strings.HasPrefix(rr.Name, "echosse / ") {
+			continue // the other doors: see items 7
 		}
 		for _, m := range r.Metrics {
 			if s, ok := rr.Cells[m.Key]; ok {

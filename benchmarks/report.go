@@ -119,10 +119,7 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 			return v.Server == "echosse" && v.Gzip == gz && v.BufferSize == 0 && v.Label == "" && v.Exe == ""
 		})
 		ref := findVariant(sc.Variants, func(v variant) bool { return v.Server == sc.Ref && v.Gzip == gz && v.BufferSize == 0 })
-		if es == nil {
-			continue
-		}
-		if base := findVariant(sc.Variants, func(v variant) bool { return v.Exe != "" && v.Server == "echosse" && v.Gzip == gz }); base != nil {
+		if base := findVariant(sc.Variants, func(v variant) bool { return v.Exe != "" && v.Server == "echosse" && v.Gzip == gz }); es != nil && base != nil {
 			// -baseline: this commit's echosse over the other's, per
 			// pair of runs of the same repetition.
 			rr := ratioReport{Name: "echosse / " + base.String(), Gzip: gz, Cells: map[string]summary{}}
@@ -151,27 +148,19 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 		if gz {
 			suffix = " (+gzip)"
 		}
-		if ref != nil {
+		if es != nil && ref != nil {
 			rr := ratioReport{Name: "echosse / " + ref.String(), Gzip: gz, Cells: map[string]summary{}}
 			for _, m := range sc.Metrics {
 				if !m.ratio() {
 					continue
 				}
-				var xs []float64
-				for rep := range sc.Reps {
-					a, okA := metricAt(byVariant[es.String()], rep, m.Key)
-					b, okB := metricAt(byVariant[ref.String()], rep, m.Key)
-					if okA && okB && b != 0 {
-						xs = append(xs, a/b)
-					}
-				}
-				if s, ok := summarize(xs); ok {
+				if s, ok := pairRatios(byVariant[es.String()], byVariant[ref.String()], sc.Reps, m.Key); ok {
 					rr.Cells[m.Key] = s
 				}
 			}
 			r.Ratios = append(r.Ratios, rr)
 		}
-		if len(ps) > 0 {
+		if es != nil && len(ps) > 0 {
 			rr := ratioReport{Name: "echosse / best peer" + suffix, Gzip: gz, Cells: map[string]summary{}, Best: map[string]string{}}
 			for _, m := range sc.Metrics {
 				if !m.ratio() {
@@ -206,8 +195,44 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 			}
 			r.Ratios = append(r.Ratios, rr)
 		}
+		// The other front doors: beside the Echo v4 door, and beside
+		// the reference.
+		for _, name := range doors {
+			d := findVariant(sc.Variants, func(v variant) bool { return v.Server == name && v.Gzip == gz && v.primary() })
+			if d == nil {
+				continue
+			}
+			for _, to := range []*variant{es, ref} {
+				if to == nil {
+					continue
+				}
+				rr := ratioReport{Name: name + " / " + to.String(), Gzip: gz, Cells: map[string]summary{}}
+				for _, m := range sc.Metrics {
+					if !m.ratio() {
+						continue
+					}
+					if s, ok := pairRatios(byVariant[d.String()], byVariant[to.String()], sc.Reps, m.Key); ok {
+						rr.Cells[m.Key] = s
+					}
+				}
+				r.Ratios = append(r.Ratios, rr)
+			}
+		}
 	}
 	return r
+}
+
+// pairRatios summarises a/b over the repetitions both ran.
+func pairRatios(a, b []runResult, reps int, key string) (summary, bool) {
+	var xs []float64
+	for rep := range reps {
+		x, okA := metricAt(a, rep, key)
+		y, okB := metricAt(b, rep, key)
+		if okA && okB && y != 0 {
+			xs = append(xs, x/y)
+		}
+	}
+	return summarize(xs)
 }
 
 func (m metric) ratio() bool { return m.Ratio && m.Better != 0 }

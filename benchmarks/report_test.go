@@ -71,3 +71,42 @@ func TestReportRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestReportDoorRatios(t *testing.T) {
+	t.Parallel()
+	sc := &scenario{
+		ID: "A1", Title: "test", Reps: 2, Ref: "raw",
+		Variants: []variant{{Server: "raw"}, {Server: "echosse"}, {Server: "echosse5"}, {Server: "echosse-nethttp"}},
+		Metrics:  []metric{{Key: mEventsPerSec, Label: "events/s", Better: +1, Ratio: true}},
+	}
+	fig := map[string][2]float64{"raw": {100, 200}, "echosse": {80, 160}, "echosse5": {76, 160}, "echosse-nethttp": {90, 180}}
+	var runs []runResult
+	for rep := range 2 {
+		for _, v := range sc.Variants {
+			runs = append(runs, runResult{Scenario: "A1", Variant: v, Name: v.String(), Rep: rep, Metrics: map[string]float64{mEventsPerSec: fig[v.Server][rep]}})
+		}
+	}
+	r := buildReport(sc, runs)
+	for _, c := range []struct {
+		name   string
+		median float64
+	}{{"echosse5 / echosse", 0.975}, {"echosse-nethttp / echosse", 1.125}, {"echosse-nethttp / raw", 0.9}, {"echosse5 / raw", 0.78}} {
+		if s, ok := ratioCell(r, c.name, mEventsPerSec); !ok || math.Abs(s.Median-c.median) > 1e-9 {
+			t.Errorf("%s = %+v, want median %v", c.name, s, c.median)
+		}
+	}
+	var got []string
+	for _, it := range evaluateBudget([]scenarioReport{r}) {
+		if strings.HasPrefix(it.Item, "7.") && strings.Contains(it.Item, "A1") {
+			got = append(got, it.Item+": "+it.Verdict+": "+it.Measured)
+		}
+	}
+	want := []string{
+		"7. Echo v5 door (echosse5): events/s (A1): meets: 0.97× (0.95×–1.00×) (median of per-pair ratios)",
+		"7. net/http door (echosse-nethttp): events/s (A1): meets: 1.12× (median of per-pair ratios)",
+		"7. Doors beside the reference (raw; raw-coalesce in C1): A1: reported: events/s / raw: echosse 0.80×, echosse5 0.78×, echosse-nethttp 0.90×",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("budget items:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -130,10 +130,12 @@ func variants(gz bool, names ...string) []variant {
 }
 
 var (
-	allStreamServers = []string{"raw", "echo-cookbook", "r3labs", "gosse", "echosse"}
-	allHubServers    = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse"}
+	allStreamServers = []string{"raw", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
+	allHubServers    = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
 	// C2 leaves out raw flushing after every event: it cannot keep up
-	// with C1 already, and C2 is the longest scenario.
+	// with C1 already, and C2 is the longest scenario. It leaves out the
+	// other doors too: they share the broker with echosse, which C1
+	// compares them on.
 	wideServers = []string{"raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse"}
 )
 
@@ -188,7 +190,7 @@ func scenarios(o options) []*scenario {
 			Title: "One client, a flush per event",
 			Notes: []string{
 				fmt.Sprintf("%d-byte JSON events produced by the server as fast as it can, read for %v per run; events/s seen by the client; CPU, allocations, write system calls and context switches counted in the server process, per event it produced. client CPU shows the load generator was not the limit.", payloadSize, o.StreamTime),
-				"echosse's producer yields after each send so that its pump takes events one at a time (a flush per event; see write syscalls/event).",
+				"echosse's producer (the same for its doors echosse5 and echosse-nethttp) yields after each send so that its pump takes events one at a time (a flush per event; see write syscalls/event).",
 			},
 			Variants: variants(true, allStreamServers...),
 			Reps:     o.Reps,
@@ -278,7 +280,7 @@ func scenarios(o options) []*scenario {
 			Notes: []string{
 				"events/s = deliveries / (last delivery - first publish). Latency from the publish call to the client. behind = how long after its slot the last publish returned.",
 				"raw flushes after each event; raw-coalesce flushes only when a subscriber's queue is empty (the reference of the budget).",
-				"echosse broadcasts through its broker package with the default configuration (BufferSize 16, slow clients aborted): \"streams dropped as slow\" counts the streams it aborted, whose events then count as undelivered (a browser would reconnect and catch up from the history).",
+				"echosse broadcasts through its broker package with the default configuration (BufferSize 8, slow clients aborted): \"streams dropped as slow\" counts the streams it aborted, whose events then count as undelivered (a browser would reconnect and catch up from the history). echosse5 and echosse-nethttp broadcast through the same broker.",
 			},
 			Variants: fanout,
 			Reps:     o.HeavyReps,

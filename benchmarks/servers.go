@@ -38,9 +38,11 @@ type server interface {
 type serverConfig struct {
 	Name string `json:"name"`
 	Gzip bool   `json:"gzip"`
-	// BufferSize sets echosse.Config.BufferSize (0: the library default).
+	// BufferSize sets echosse.Config.BufferSize, or the same field of the
+	// other doors' configurations (0: the library default).
 	BufferSize int `json:"buffer_size,omitempty"`
-	// Compress, with Gzip, uses echosse.Config.Compress instead of Echo's
+	// Compress, with Gzip, uses the library's compression
+	// (echosse.Config.Compress, or the other doors') instead of Echo's
 	// Gzip middleware.
 	Compress bool `json:"compress,omitempty"`
 }
@@ -55,16 +57,23 @@ type counterer interface {
 // broadcast hub flushing only when a subscriber's queue is empty; for
 // /stream it is raw.
 var builders = map[string]func(cfg serverConfig) (http.Handler, server, error){
-	"raw":           func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, false) },
-	"raw-coalesce":  func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, true) },
-	"echo-cookbook": newCookbook,
-	"r3labs":        newR3labs,
-	"gosse":         newGoSSE,
-	"echosse":       newEchoSSE,
+	"raw":             func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, false) },
+	"raw-coalesce":    func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, true) },
+	"echo-cookbook":   newCookbook,
+	"r3labs":          newR3labs,
+	"gosse":           newGoSSE,
+	"echosse":         newEchoSSE,
+	"echosse5":        newEchoSSE5,
+	"echosse-nethttp": newNetHTTPSSE,
 }
 
 // serverNames lists the servers in the order the tables show them.
-var serverNames = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse"}
+var serverNames = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
+
+// doors are echosse's other front doors (Echo v5, net/http), compared
+// with the Echo v4 door, echosse, and with the reference: neither a peer
+// nor the row the budget's ratios are computed for.
+var doors = []string{"echosse5", "echosse-nethttp"}
 
 // peers are the servers echosse is compared against; raw is the limit, not
 // a peer.

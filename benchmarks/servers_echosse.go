@@ -12,6 +12,7 @@ import (
 	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/echosse"
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/sse"
 )
 
 // echosseServer is echo.New + echosse.Middleware + echosse.Open, with the
@@ -22,25 +23,42 @@ import (
 //
 // Behind gzip it runs after Echo's Gzip middleware, like the others; with
 // Compress set it uses the library's own compression instead.
-type echosseServer struct {
-	ring []event.Event
-	b    *broker.Broker
-}
+//
+// The other front doors (echosse5, echosse-nethttp) open their streams
+// their own way and share the rest: the producer (streamEvents) and the
+// broker (streamHub).
+type echosseServer struct{ *streamHub }
 
 // maxClients is above any client count the scenarios use.
 const maxClients = 1 << 20
 
 const topic = "events"
 
-func newEchoSSE(cfg serverConfig) (http.Handler, server, error) {
+// streamHub is what every echosse door's server shares: the pre-built
+// events /stream cycles through, and the broker /events subscribes to.
+type streamHub struct {
+	ring []event.Event
+	b    *broker.Broker
+}
+
+func newStreamHub() (*streamHub, error) {
 	b, err := broker.New(broker.Config{})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	s := &echosseServer{b: b}
+	s := &streamHub{b: b}
 	for _, p := range payloadRing() {
 		s.ring = append(s.ring, event.Event{Data: json.RawMessage(p)})
 	}
+	return s, nil
+}
+
+func newEchoSSE(cfg serverConfig) (http.Handler, server, error) {
+	hub, err := newStreamHub()
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &echosseServer{hub}
 	mw, err := echosse.Config{
 		MaxClients: maxClients,
 		BufferSize: cfg.BufferSize,
@@ -68,6 +86,25 @@ func (s *echosseServer) serveStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.streamEvents(st, p)
+	return nil
+}
+
+func (s *echosseServer) serveEvents(c echo.Context) error {
+	st, err := echosse.Open(c)
+	if err != nil {
+		return err
+	}
+	// Returning hands the pump over to the request goroutine: the stream
+	// lives on, with one goroutine fewer.
+	return s.b.Subscribe(st, topic)
+}
+
+// streamEvents is /stream's producer for every echosse door, run by the
+// handler once it has opened st: it sends p.n events in p.mode, then
+// closes st.C, or returns early once the stream has ended. The door then
+// waits for the stream to end (its middleware, or Wait).
+func (s *streamHub) streamEvents(st *sse.Stream, p streamParams) {
 	done := st.Context().Done()
 	send := func(ev event.Event) bool {
 		select {
@@ -85,7 +122,7 @@ func (s *echosseServer) serveStream(c echo.Context) error {
 		// reported beside, show whether it did).
 		for i := range p.n {
 			if !send(s.ring[i%ringSize]) {
-				return nil
+				return
 			}
 			produced.Add(1)
 			yield()
@@ -93,7 +130,7 @@ func (s *echosseServer) serveStream(c echo.Context) error {
 	case modeBurst:
 		for i := range p.n {
 			if !send(s.ring[i%ringSize]) {
-				return nil
+				return
 			}
 			produced.Add(1)
 		}
@@ -103,29 +140,18 @@ func (s *echosseServer) serveStream(c echo.Context) error {
 		})
 	}
 	close(st.C)
-	return nil
 }
 
-func (s *echosseServer) serveEvents(c echo.Context) error {
-	st, err := echosse.Open(c)
-	if err != nil {
-		return err
-	}
-	// Returning hands the pump over to the request goroutine: the stream
-	// lives on, with one goroutine fewer.
-	return s.b.Subscribe(st, topic)
-}
-
-func (s *echosseServer) publish(data []byte) {
+func (s *streamHub) publish(data []byte) {
 	if _, err := s.b.Publish(context.Background(), topic, event.Event{Data: json.RawMessage(data)}); err != nil {
 		panic(err) // the harness builds valid JSON and never closes the broker
 	}
 }
 
-func (s *echosseServer) subscribers() int { return s.b.Stats().Subscribers }
+func (s *streamHub) subscribers() int { return s.b.Stats().Subscribers }
 
 // counters reports the broker's slow-client figures.
-func (s *echosseServer) counters() map[string]float64 {
+func (s *streamHub) counters() map[string]float64 {
 	st := s.b.Stats()
 	return map[string]float64{"slow_clients": float64(st.SlowClients), "dropped": float64(st.Dropped)}
 }

@@ -16,6 +16,10 @@ func TestServers(t *testing.T) {
 		vs = append(vs, variant{Server: name}, variant{Server: name, Gzip: true})
 	}
 	vs = append(vs, variant{Server: "echosse", Gzip: true, Compress: true}, variant{Server: "echosse", BufferSize: 64})
+	// The other doors with the library's own compression too.
+	for _, d := range doors {
+		vs = append(vs, variant{Server: d, Gzip: true, Compress: true})
+	}
 	for _, v := range vs {
 		t.Run(v.String(), func(t *testing.T) {
 			t.Parallel()
