@@ -195,9 +195,9 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 			}
 			r.Ratios = append(r.Ratios, rr)
 		}
-		// The other front doors (and the baseline, if any): beside the
-		// Echo v4 door, and beside the reference.
-		for _, name := range comparedToV4() {
+		// The other front doors: beside the Echo v4 door, and beside
+		// the reference.
+		for _, name := range doors {
 			d := findVariant(sc.Variants, func(v variant) bool { return v.Server == name && v.Gzip == gz && v.primary() })
 			if d == nil {
 				continue

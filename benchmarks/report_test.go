@@ -110,20 +110,3 @@ func TestReportDoorRatios(t *testing.T) {
 		t.Errorf("budget items:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
-
-func TestBaselineRows(t *testing.T) {
-	if got := withBaseline([]string{"raw", "echosse", "echosse5"}); strings.Join(got, ",") != "raw,echosse,echosse5" {
-		t.Errorf("without %s: %v", baselineEnv, got)
-	}
-	t.Setenv(baselineEnv, "elsewhere")
-	names := []string{"raw", "echosse", "echosse5"}
-	if got := withBaseline(names); strings.Join(got, ",") != "raw,echosse,echosse@baseline,echosse5" {
-		t.Errorf("with %s: %v", baselineEnv, got)
-	}
-	if strings.Join(names, ",") != "raw,echosse,echosse5" {
-		t.Errorf("withBaseline changed its argument: %v", names)
-	}
-	if got := comparedToV4(); strings.Join(got, ",") != "echosse@baseline,echosse5,echosse-nethttp" {
-		t.Errorf("comparedToV4 = %v", got)
-	}
-}

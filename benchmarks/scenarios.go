@@ -176,13 +176,12 @@ func scenarios(o options) []*scenario {
 		{mP99, "p99 latency ms", -1, true},
 		{mMax, "max ms", 0, false},
 	}
-	streamServers, hubServers := withBaseline(allStreamServers), withBaseline(allHubServers)
-	burst := variants(true, streamServers...)
+	burst := variants(true, allStreamServers...)
 	burst = append(burst, variant{Server: "echosse", BufferSize: 64}, variant{Server: "echosse", BufferSize: 64, Gzip: true})
 	// Broadcast: with the broker's default policy a stream whose buffer is
 	// full is dropped; a buffer as large as the run's events shows what
 	// echosse does when no stream is ever dropped.
-	fanout := append(variants(true, hubServers...), variant{Server: "echosse", BufferSize: 1024})
+	fanout := append(variants(true, allHubServers...), variant{Server: "echosse", BufferSize: 1024})
 	wide := append(variants(true, wideServers...), variant{Server: "echosse", BufferSize: 1024})
 
 	return []*scenario{
@@ -193,7 +192,7 @@ func scenarios(o options) []*scenario {
 				fmt.Sprintf("%d-byte JSON events produced by the server as fast as it can, read for %v per run; events/s seen by the client; CPU, allocations, write system calls and context switches counted in the server process, per event it produced. client CPU shows the load generator was not the limit.", payloadSize, o.StreamTime),
 				"echosse's producer (the same for its doors echosse5 and echosse-nethttp) yields after each send so that its pump takes events one at a time (a flush per event; see write syscalls/event).",
 			},
-			Variants: variants(true, streamServers...),
+			Variants: variants(true, allStreamServers...),
 			Reps:     o.Reps,
 			Metrics:  throughputMetrics,
 			Ref:      "raw",
@@ -221,7 +220,7 @@ func scenarios(o options) []*scenario {
 			Notes: []string{
 				fmt.Sprintf("%d events, one every %v; latency from the moment the server hands the event over to the moment the client has parsed it.", o.LoneEvents, o.LoneInterval),
 			},
-			Variants: variants(true, streamServers...),
+			Variants: variants(true, allStreamServers...),
 			Reps:     o.Reps,
 			Metrics:  latencyMetrics,
 			Ref:      "raw",
@@ -234,7 +233,7 @@ func scenarios(o options) []*scenario {
 				"Memory and goroutines of the server process after the ramp, less its figures before, per stream; then one broadcast event, which every stream must receive, and memory again once it has arrived (a stream that has written an event, as streams are in use).",
 				"heap = Go heap committed (objects + unused + free spans); stack = goroutine stacks.",
 			},
-			Variants: variants(false, streamServers...),
+			Variants: variants(false, allStreamServers...),
 			Reps:     o.HeavyReps,
 			Metrics: []metric{
 				{mRSS, "RSS KiB/stream", -1, true},
@@ -256,7 +255,7 @@ func scenarios(o options) []*scenario {
 				fmt.Sprintf("Behind Echo's Gzip: memory per stream when fresh, after 20 events and after %d (broadcast one per %v), each measured 1.5 s after the last event arrived. Fewer streams than B1: a warm gzip'd stream costs hundreds of KiB.", o.WarmEvents, o.WarmInterval),
 				"echosse (Compress) is the library's own compression (Config.Compress) instead of Echo's Gzip.",
 			},
-			Variants: append(variants(false, streamServers...), variant{Server: "echosse", Compress: true}),
+			Variants: append(variants(false, allStreamServers...), variant{Server: "echosse", Compress: true}),
 			Reps:     o.WideReps,
 			Metrics: []metric{
 				{"rss_fresh", "RSS KiB fresh", -1, true},

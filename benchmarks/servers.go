@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -75,39 +74,6 @@ var serverNames = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "go
 // with the Echo v4 door, echosse, and with the reference: neither a peer
 // nor the row the budget's ratios are computed for.
 var doors = []string{"echosse5", "echosse-nethttp"}
-
-// baselineEnv, when set, names a binary of this module built at another
-// commit (go build -o FILE . there): the server echosse@baseline is then
-// its echosse server, run as a child like the others and interleaved with
-// them, so that a change of the library is measured against the commit
-// before it in one run (-servers raw,echosse,echosse@baseline). Its
-// tables add the rows echosse@baseline / echosse and echosse@baseline /
-// raw.
-const baselineEnv = "ECHOSSE_BENCH_BASELINE"
-
-const baselineServer = "echosse@baseline"
-
-// withBaseline returns names with echosse@baseline after echosse when
-// baselineEnv is set.
-func withBaseline(names []string) []string {
-	if os.Getenv(baselineEnv) == "" {
-		return names
-	}
-	i := slices.Index(names, "echosse")
-	if i < 0 {
-		return names
-	}
-	return slices.Insert(slices.Clone(names), i+1, baselineServer)
-}
-
-// comparedToV4 are the servers whose rows are compared with echosse's:
-// the other doors and the baseline.
-func comparedToV4() []string {
-	if os.Getenv(baselineEnv) == "" {
-		return doors
-	}
-	return append([]string{baselineServer}, doors...)
-}
 
 // peers are the servers echosse is compared against; raw is the limit, not
 // a peer.

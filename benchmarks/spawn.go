@@ -36,13 +36,7 @@ func startChild(cfg childConfig, cpu, exe string) (*childProc, error) {
 			return nil, err
 		}
 	}
-	spec := cfg
-	if cfg.Server.Name == baselineServer {
-		// The echosse server of the baseline binary (see baselineEnv).
-		exe = os.Getenv(baselineEnv)
-		spec.Server.Name = "echosse"
-	}
-	js, err := json.Marshal(spec)
+	spec, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +46,7 @@ func startChild(cfg childConfig, cpu, exe string) (*childProc, error) {
 	} else {
 		cmd = exec.Command(exe)
 	}
-	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 	c := &childProc{cfg: cfg, cmd: cmd, lines: make(chan string, 1), stderr: &tailBuffer{max: 8 << 10}, quit: make(chan struct{}), waited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
