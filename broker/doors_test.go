@@ -10,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	echo5 "github.com/labstack/echo/v5"
-
-	"github.com/echosse/echo-sse/echosse"
-	"github.com/echosse/echo-sse/echosse5"
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/doortest"
 	"github.com/echosse/echo-sse/sse"
 )
 
@@ -24,42 +20,16 @@ import (
 // sends a "gap" event.
 func doorServers(t *testing.T, b *Broker) map[string]*httptest.Server {
 	t.Helper()
-	subscribe := func(s *sse.Stream) error {
+	servers := map[string]*httptest.Server{}
+	for name, h := range doortest.Servers(t, func(s *sse.Stream) error {
 		if err := b.Subscribe(s, "t"); errors.Is(err, ErrGap) {
 			return s.Send(event.Event{Type: "gap", Data: ""})
 		} else if err != nil {
 			return err
 		}
 		return nil
-	}
-	e := echo.New()
-	e.Use(echosse.Middleware(echosse.Config{}))
-	e.GET("/events", func(c echo.Context) error {
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		return subscribe(s)
-	})
-	e5 := echo5.New()
-	e5.Use(echosse5.Middleware(echosse5.Config{}))
-	e5.GET("/events", func(c *echo5.Context) error {
-		s, err := echosse5.Open(c)
-		if err != nil {
-			return err
-		}
-		return subscribe(s)
-	})
-	core, err := sse.New(sse.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /events", core.Handler(func(s *sse.Stream, _ *http.Request) error { return subscribe(s) }))
-	servers := map[string]*httptest.Server{
-		"echo4":   httptest.NewServer(e),
-		"echo5":   httptest.NewServer(e5),
-		"nethttp": httptest.NewServer(mux),
+	}) {
+		servers[name] = httptest.NewServer(h)
 	}
 	for _, srv := range servers {
 		t.Cleanup(func() {

@@ -10,13 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	echo5 "github.com/labstack/echo/v5"
-
 	"github.com/echosse/echo-sse/broker"
-	"github.com/echosse/echo-sse/echosse"
-	"github.com/echosse/echo-sse/echosse5"
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/doortest"
 	"github.com/echosse/echo-sse/sse"
 	"github.com/echosse/echo-sse/sseclient"
 )
@@ -25,39 +21,14 @@ import (
 // subscribed to topic "t" of b; a stream the history cannot resume gets a
 // "gap" event.
 func doorHandlers(t *testing.T, b *broker.Broker) map[string]http.Handler {
-	subscribe := func(s *sse.Stream) error {
+	return doortest.Servers(t, func(s *sse.Stream) error {
 		if err := b.Subscribe(s, "t"); errors.Is(err, broker.ErrGap) {
 			return s.Send(event.Event{Type: "gap", Data: ""})
 		} else if err != nil {
 			return err
 		}
 		return nil
-	}
-	e4 := echo.New()
-	e4.Use(echosse.Middleware(echosse.Config{}))
-	e4.GET("/events", func(c echo.Context) error {
-		s, err := echosse.Open(c)
-		if err != nil {
-			return err
-		}
-		return subscribe(s)
 	})
-	e5 := echo5.New()
-	e5.Use(echosse5.Middleware(echosse5.Config{}))
-	e5.GET("/events", func(c *echo5.Context) error {
-		s, err := echosse5.Open(c)
-		if err != nil {
-			return err
-		}
-		return subscribe(s)
-	})
-	core, err := sse.New(sse.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /events", core.Handler(func(s *sse.Stream, _ *http.Request) error { return subscribe(s) }))
-	return map[string]http.Handler{"echo4": e4, "echo5": e5, "nethttp": mux}
 }
 
 // TestEveryDoorExactlyOnce: the client reads a broker-backed stream of
@@ -66,7 +37,7 @@ func doorHandlers(t *testing.T, b *broker.Broker) map[string]http.Handler {
 // Last-Event-ID the client sends back, and the client gets every event
 // exactly once, in order, across at least 20 reconnects.
 func TestEveryDoorExactlyOnce(t *testing.T) {
-	for _, name := range []string{"echo4", "echo5", "nethttp"} {
+	for _, name := range doortest.DoorNames {
 		t.Run(name, func(t *testing.T) {
 			b, err := broker.New(broker.Config{})
 			if err != nil {

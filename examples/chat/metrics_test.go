@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/echosse/echo-sse/event"
+	"github.com/echosse/echo-sse/internal/stallnet"
 )
 
 // TestMetrics scripts a room's life and checks that GET /metrics, scraped
@@ -35,7 +35,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stalls := &stallListener{Listener: ln, conns: map[string]*stallConn{}}
+	stalls := stallnet.Wrap(ln)
 	ts := startServerOn(t, stalls, config{Retry: time.Second, MaxClients: 4, WriteTimeout: writeTimeout})
 
 	var pages []*page
@@ -87,7 +87,9 @@ func TestMetrics(t *testing.T) {
 
 	// d's connection takes no more bytes: the next write waits for the
 	// write timeout, and d's stream ends.
-	stalls.stall(t, d.local())
+	if !stalls.Stall(d.local()) {
+		t.Fatalf("no connection from %s", d.local())
+	}
 	post("the last message", a)
 	published++ // d's leaving
 	a.waitFor(t, `{"online":1}`)
@@ -420,95 +422,4 @@ func (m metrics) expect(t *testing.T, when string, want map[string]float64) {
 			t.Errorf("%s: %s = %v, want %v", when, series, got, v)
 		}
 	}
-}
-
-// stallListener is a listener whose connections can be made to take no
-// more bytes, as a client's that stops reading does once the buffers are
-// full: a write then waits for its deadline and fails. A real client's
-// kernel takes some bytes before it stops, and how many is not known; a
-// stalled connection takes none from then on, so the test knows exactly
-// what the page received.
-type stallListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns map[string]*stallConn // by remote address
-}
-
-func (l *stallListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	sc := &stallConn{Conn: c, closed: make(chan struct{})}
-	l.mu.Lock()
-	l.conns[c.RemoteAddr().String()] = sc
-	l.mu.Unlock()
-	return sc, nil
-}
-
-// stall makes the connection from addr take no more bytes.
-func (l *stallListener) stall(t *testing.T, addr string) {
-	t.Helper()
-	l.mu.Lock()
-	c := l.conns[addr]
-	l.mu.Unlock()
-	if c == nil {
-		t.Fatalf("no connection from %s", addr)
-	}
-	c.mu.Lock()
-	c.stalled = true
-	c.mu.Unlock()
-}
-
-// stallConn is a connection of a stallListener.
-type stallConn struct {
-	net.Conn
-	closeOnce sync.Once
-	closed    chan struct{}
-
-	mu       sync.Mutex
-	stalled  bool
-	deadline time.Time
-}
-
-func (c *stallConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	stalled, deadline := c.stalled, c.deadline
-	c.mu.Unlock()
-	if !stalled {
-		return c.Conn.Write(b)
-	}
-	var expired <-chan time.Time
-	if !deadline.IsZero() {
-		tm := time.NewTimer(time.Until(deadline))
-		defer tm.Stop()
-		expired = tm.C
-	}
-	select {
-	case <-expired:
-		return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
-	case <-c.closed:
-		return 0, net.ErrClosed
-	}
-}
-
-func (c *stallConn) SetDeadline(t time.Time) error {
-	c.setWriteDeadline(t)
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *stallConn) SetWriteDeadline(t time.Time) error {
-	c.setWriteDeadline(t)
-	return c.Conn.SetWriteDeadline(t)
-}
-
-func (c *stallConn) setWriteDeadline(t time.Time) {
-	c.mu.Lock()
-	c.deadline = t
-	c.mu.Unlock()
-}
-
-func (c *stallConn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
-	return c.Conn.Close()
 }
