@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -94,41 +93,11 @@ func (br *browser) run(s *stream, topics []string) {
 	}
 }
 
-// has reports whether br received every data of datas.
-func (br *browser) has(datas map[string]string) bool {
+// has reports whether br received every event o accepted.
+func (br *browser) has(o *Outcomes) bool {
 	br.mu.Lock()
 	defer br.mu.Unlock()
-	for d := range datas {
-		if br.count[d] == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// outcomes records what Publish said of each event, by its data.
-type outcomes struct {
-	mu       sync.Mutex
-	accepted map[string]string // data -> ID
-	failed   map[string]error
-	unknown  map[string]error
-}
-
-func newOutcomes() *outcomes {
-	return &outcomes{accepted: map[string]string{}, failed: map[string]error{}, unknown: map[string]error{}}
-}
-
-func (o *outcomes) record(data, id string, err error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch {
-	case err == nil:
-		o.accepted[data] = id
-	case errors.Is(err, broker.ErrUnknownOutcome):
-		o.unknown[data] = err
-	default:
-		o.failed[data] = err
-	}
+	return o.ReceivedAll(br.count)
 }
 
 // Figures are what a fault case counts for one subscriber: what Publish
@@ -151,70 +120,23 @@ type Figures struct {
 }
 
 // figures counts what br received against what Publish said.
-func (br *browser) figures(o *outcomes) Figures {
+func (br *browser) figures(o *Outcomes) Figures {
 	br.mu.Lock()
 	defer br.mu.Unlock()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	f := Figures{Accepted: len(o.accepted), Failed: len(o.failed), Unknown: len(o.unknown), Reconnects: br.reconnects, Gaps: br.gaps}
-	for d, n := range br.count {
-		f.Received += n
-		f.Duplicated += n - 1
-		if _, ok := o.failed[d]; ok {
-			f.FailedDelivered++
-		}
-		if _, ok := o.unknown[d]; ok {
-			f.UnknownDelivered++
-		}
-	}
-	for d := range o.accepted {
-		if br.count[d] == 0 {
-			if br.gaps > 0 {
-				f.MissingTold++
-			} else {
-				f.MissingSilently++
-			}
-		}
-	}
+	f := o.Count(br.count, br.gaps > 0)
+	f.Reconnects, f.Gaps = br.reconnects, br.gaps
 	return f
 }
 
-// report logs a row of figures for each browser, with FIGURES in front
-// (go test -v ... | grep FIGURES), and fails t if one received an event
-// twice, missed one silently, or received one whose Publish failed.
-func report(t *testing.T, fault string, o *outcomes, brs ...*browser) {
+// report reports a row of figures for each browser (see [Report]), and
+// the errors Publish returned.
+func report(t *testing.T, fault string, o *Outcomes, brs ...*browser) {
 	t.Helper()
 	for _, br := range brs {
-		f := br.figures(o)
-		t.Logf("FIGURES | %-24s | accepted %4d | failed %4d | unknown %4d | %-18s | received %4d | duplicated %d | missing, ErrGap %d | missing silently %d | failed yet delivered %d | unknown delivered %d | reconnects %d",
-			fault, f.Accepted, f.Failed, f.Unknown, br.name, f.Received, f.Duplicated, f.MissingTold, f.MissingSilently, f.FailedDelivered, f.UnknownDelivered, f.Reconnects)
-		if f.Duplicated != 0 || f.MissingSilently != 0 || f.FailedDelivered != 0 {
-			t.Errorf("%s: %s received %d events twice, missed %d accepted ones silently, and received %d whose Publish failed",
-				fault, br.name, f.Duplicated, f.MissingSilently, f.FailedDelivered)
-		}
+		Report(t, fault, br.name, br.figures(o), "")
 	}
-	o.mu.Lock()
-	seen := map[string]int{}
-	for _, m := range []map[string]error{o.failed, o.unknown} {
-		for _, err := range m {
-			msg := err.Error()
-			if len(msg) > 200 {
-				msg = msg[:200] + "..."
-			}
-			seen[msg]++
-		}
-	}
-	o.mu.Unlock()
-	var lines []string
-	for msg, n := range seen {
-		lines = append(lines, fmt.Sprintf("%4d x %s", n, msg))
-	}
-	sort.Strings(lines)
-	if len(lines) > 6 {
-		lines = append(lines[:6], "...")
-	}
-	if len(lines) > 0 {
-		t.Logf("%s: errors Publish returned:\n%s", fault, strings.Join(lines, "\n"))
+	if msgs := o.Errors(6); msgs != "" {
+		t.Logf("%s: errors Publish returned:\n%s", fault, msgs)
 	}
 }
 
@@ -291,7 +213,7 @@ func (r *runner) faultRun(t *testing.T, fault string, p *faultproxy.Proxy, d tim
 	if r.h.Shared {
 		brs = append(brs, browse(t, "on another broker", r.start(t, Options{Scope: scope}), "news"))
 	}
-	o := newOutcomes()
+	o := NewOutcomes()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -312,7 +234,7 @@ func (r *runner) faultRun(t *testing.T, fault string, p *faultproxy.Proxy, d tim
 				start := time.Now()
 				id, err := pub.b.Publish(ctx, "news", event.Event{Data: data})
 				cancel()
-				o.record(data, id, err)
+				o.Record(data, id, err)
 				if errors.Is(err, broker.ErrUnknownOutcome) {
 					mu.Lock()
 					if at := start.Add(r.h.Settle); at.After(settled) {
@@ -336,7 +258,7 @@ func (r *runner) faultRun(t *testing.T, fault string, p *faultproxy.Proxy, d tim
 	mu.Unlock()
 	for _, br := range brs {
 		deadline := time.Now().Add(20 * time.Second)
-		for !br.has(o.accepted) && time.Now().Before(deadline) {
+		for !br.has(o) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/echosse/echo-sse/broker/brokertest"
 	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/redistest"
 )
@@ -81,20 +82,13 @@ func follow(t *testing.T, name string, in *instance, topics ...string) *follower
 
 // settled reports whether f received every accepted event, or was told of
 // a gap and has received nothing for a while.
-func (f *follower) settled(o *outcomes) bool {
+func (f *follower) settled(o *brokertest.Outcomes) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.gaps > 0 && time.Since(f.last) > 700*time.Millisecond {
 		return true
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for d := range o.accepted {
-		if f.count[d] == 0 {
-			return false
-		}
-	}
-	return true
+	return o.ReceivedAll(f.count)
 }
 
 // Redis loses data in the middle of a stream of publishes (kill -9 and a
@@ -147,7 +141,7 @@ func lossRun(t *testing.T, fault string, srv *redistest.Server, lose func()) {
 	a, b := newInstance(t, clientA, cfg), newInstance(t, clientB, cfg)
 	fs := []*follower{follow(t, "on the publisher", a, "news"), follow(t, "on another instance", b, "news")}
 
-	o := newOutcomes()
+	o := brokertest.NewOutcomes()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	unknown := false
@@ -164,7 +158,7 @@ func lossRun(t *testing.T, fault string, srv *redistest.Server, lose func()) {
 				data := fmt.Sprintf("%d-%d", g, i)
 				id, err := a.b.Publish(ctx, "news", event.Event{Data: data})
 				cancel()
-				o.record(data, id, err)
+				o.Record(data, id, err)
 				if isUnknownOutcome(err) {
 					mu.Lock()
 					unknown = true
@@ -189,39 +183,14 @@ func lossRun(t *testing.T, fault string, srv *redistest.Server, lose func()) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	accepted, failed, unknownN := o.counts()
 	for _, f := range fs {
 		f.mu.Lock()
-		o.mu.Lock()
-		var received, dups, told, silent, failedDelivered int
-		for d, n := range f.count {
-			received += n
-			dups += n - 1
-			if _, ok := o.failed[d]; ok {
-				failedDelivered++
-			}
-		}
-		for d := range o.accepted {
-			if f.count[d] == 0 {
-				if f.gaps > 0 {
-					told++
-				} else {
-					silent++
-				}
-			}
-		}
-		gaps, reconnects := f.gaps, f.reconnects
-		o.mu.Unlock()
+		fig := o.Count(f.count, f.gaps > 0)
+		fig.Reconnects, fig.Gaps = f.reconnects, f.gaps
 		f.mu.Unlock()
-		st := f.in.backend.Stats()
-		t.Logf("FIGURES | %-22s | accepted %4d | failed %4d | unknown %4d | %-20s | received %4d | duplicated %d | missing, ErrGap %d | missing silently %d | failed yet delivered %d | reconnects %d, gaps %d | backend lost %d, broker lost %d",
-			fault, accepted, failed, unknownN, f.name, received, dups, told, silent, failedDelivered, reconnects, gaps, st.Lost, f.in.b.Stats().Lost)
-		if dups != 0 || silent != 0 || failedDelivered != 0 {
-			t.Errorf("%s: %s received %d events twice, missed %d accepted ones silently, and received %d whose Publish failed",
-				fault, f.name, dups, silent, failedDelivered)
-		}
+		brokertest.Report(t, fault, f.name, fig, fmt.Sprintf(" | backend lost %d, broker lost %d", f.in.backend.Stats().Lost, f.in.b.Stats().Lost))
 	}
-	if msgs := o.someErrors(); msgs != "" {
+	if msgs := o.Errors(8); msgs != "" {
 		t.Logf("%s: errors Publish returned:\n%s", fault, msgs)
 	}
 	// Whatever was lost, a client with an ID from before the loss is told.

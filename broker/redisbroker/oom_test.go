@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/echosse/echo-sse/broker/brokertest"
 	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/redistest"
 )
@@ -64,7 +65,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 	// guard was respected, publishes went on to four times the limit.)
 	const slack = 32 << 10
 
-	o := newOutcomes()
+	o := brokertest.NewOutcomes()
 	pad := strings.Repeat("x", 1000)
 	var ids []string // of the events accepted, in order
 	acceptedOver, refused, firstRefusal := 0, 0, -1
@@ -74,7 +75,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 		peak = max(peak, used)
 		data := fmt.Sprintf("%05d %s", i, pad)
 		id, err := in.b.Publish(ctx, topics[i%len(topics)], event.Event{Data: data})
-		o.record(data, id, err)
+		o.Record(data, id, err)
 		switch {
 		case err == nil:
 			ids = append(ids, id)
@@ -98,6 +99,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 
 	// What Redis holds is exactly what was accepted.
 	stored := map[string]bool{}
+	accepted := o.Accepted()
 	for _, key := range []string{k.log, k.topic + "a", k.topic + "b", k.topic + "c", k.topic + "d"} {
 		entries, err := admin.XRange(ctx, key, "-", "+").Result()
 		if err != nil {
@@ -105,7 +107,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 		}
 		for _, e := range entries {
 			d, _ := e.Values["d"].(string)
-			if _, ok := o.accepted[d]; !ok {
+			if _, ok := accepted[d]; !ok {
 				t.Errorf("%s holds %.5q, which Publish did not accept", key, d)
 			}
 			if key == k.log {
@@ -117,7 +119,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 		t.Errorf("the log holds %d events, %d were accepted", len(stored), len(ids))
 	}
 
-	eventually(t, "the subscriber to receive what was accepted", func() bool { return sub.has(o.accepted) })
+	eventually(t, "the subscriber to receive what was accepted", func() bool { return sub.has(o) })
 	extra := fmt.Sprintf(" | accepted past maxmemory %d | used_memory peak %d B = %.2f x maxmemory", acceptedOver, peak, float64(peak)/limit)
 	report(t, "noeviction at 2 MB", o, extra, sub)
 

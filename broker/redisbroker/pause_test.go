@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/echosse/echo-sse/broker/brokertest"
 	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/redistest"
 )
@@ -65,7 +66,7 @@ func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, 
 	a, b := newInstance(t, pubClient, cfg), newInstance(t, direct, cfg)
 	subs := []*receiver{record(t, "on the publisher", a, "news"), record(t, "on another instance", b, "news")}
 
-	o := newOutcomes()
+	o := brokertest.NewOutcomes()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -86,7 +87,7 @@ func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, 
 				start := time.Now()
 				id, err := a.b.Publish(ctx, "news", event.Event{Data: data})
 				cancel()
-				o.record(data, id, err)
+				o.Record(data, id, err)
 				if isUnknownOutcome(err) {
 					mu.Lock()
 					if at := start.Add(settleAfter(cfg)); at.After(settled) {
@@ -109,7 +110,7 @@ func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, 
 	time.Sleep(time.Until(settled))
 	mu.Unlock()
 	for _, r := range subs {
-		eventually(t, r.name+" to receive what was accepted", func() bool { return r.has(o.accepted) })
+		eventually(t, r.name+" to receive what was accepted", func() bool { return r.has(o) })
 	}
 	time.Sleep(300 * time.Millisecond) // for anything received twice
 	st := a.backend.Stats()
