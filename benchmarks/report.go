@@ -219,6 +219,22 @@ func buildReport(sc *scenario, runs []runResult) scenarioReport {
 			}
 		}
 	}
+	for _, p := range sc.Pairs {
+		a, b := byVariant[p[0]], byVariant[p[1]]
+		if len(a) == 0 || len(b) == 0 {
+			continue
+		}
+		rr := ratioReport{Name: p[0] + " / " + p[1], Cells: map[string]summary{}}
+		for _, m := range sc.Metrics {
+			if !m.ratio() {
+				continue
+			}
+			if s, ok := pairRatios(a, b, sc.Reps, m.Key); ok {
+				rr.Cells[m.Key] = s
+			}
+		}
+		r.Ratios = append(r.Ratios, rr)
+	}
 	return r
 }
 

@@ -23,6 +23,7 @@ type options struct {
 	WarmInterval    time.Duration `json:"warm_interval"`     // B2: between those events
 
 	FanoutSubs     int           `json:"fanout_subs"`     // C1
+	ClientStreams  int           `json:"client_streams"`  // D2
 	FanoutEvents   int           `json:"fanout_events"`   // C1
 	FanoutInterval time.Duration `json:"fanout_interval"` // C1
 
@@ -108,7 +109,9 @@ type scenario struct {
 	Reps     int
 	Metrics  []metric
 	Ref      string // the server the "echosse / Ref" ratio divides by
-	Run      func(ctx context.Context, v variant) (map[string]float64, error)
+	// Pairs are more ratios, row over row, by the rows' names.
+	Pairs [][2]string
+	Run   func(ctx context.Context, v variant) (map[string]float64, error)
 }
 
 // variants returns each of names plain and, if gz, behind gzip, and then
