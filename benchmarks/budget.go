@@ -150,6 +150,31 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 			return doorsBesideRef(r, keys), "reported"
 		}, c.id)
 	}
+	add("8. Client decode: throughput", "≥ 1.5 × the faster of r3labs's and go-sse's clients", ratio("best peer", mEventsPerSec, 1.5, true), "D1")
+	add("8. Client decode: throughput beside a bare bufio.Reader line splitter", "≥ 0.5 ×", ratio("bufio.Reader lines", mEventsPerSec, 0.5, true), "D1")
+	add("8. Client decode: CPU and allocations per event", "reported", func(r scenarioReport) (string, string) {
+		var parts []string
+		for _, name := range []string{"echosse", "echosse Decoder", "r3labs Client", "gosse Connection"} {
+			c, ok1 := rowCell(r, name, mCPUNsPerEvent)
+			a, ok2 := rowCell(r, name, mAllocsPerEv)
+			b, ok3 := rowCell(r, name, mBytesPerEv)
+			if ok1 && ok2 && ok3 {
+				parts = append(parts, fmt.Sprintf("%s %s ns, %s allocs, %s B", name, fmtNum(c.Median), fmtNum(a.Median), fmtNum(b.Median)))
+			}
+		}
+		return strings.Join(parts, "; "), "reported"
+	}, "D1")
+	add("8. Client streams: memory per stream beside the peers' clients", "reported", func(r scenarioReport) (string, string) {
+		var parts []string
+		for _, name := range []string{"echosse", "r3labs Client", "gosse Connection"} {
+			rss, ok1 := rowCell(r, name, mRSS)
+			h, ok2 := rowCell(r, name, mClientHeap)
+			if ok1 && ok2 {
+				parts = append(parts, fmt.Sprintf("%s RSS %s KiB, heap objects %s KiB", name, fmtNum(rss.Median), fmtNum(h.Median)))
+			}
+		}
+		return strings.Join(parts, "; "), "reported"
+	}, "D2")
 	return items
 }
 
