@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,5 +105,53 @@ func TestRunFails(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), tt.inStderr)
 			}
 		})
+	}
+}
+
+// TestRunReconnects: with -retry-5xx a 503 is retried after its
+// Retry-After; with -idle a stream on which nothing arrives is replaced;
+// -retry sets the reconnection time; -v reports each reconnection with its
+// reason; the reconnection sends the last event ID, and a 204 ends the run.
+func TestRunReconnects(t *testing.T) {
+	var mu sync.Mutex
+	var lastIDs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		n := len(lastIDs)
+		mu.Unlock()
+		switch n {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2: // one event, then nothing: the client's -idle replaces it
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "id: a\ndata: one\n\n")
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"-retry-5xx", "-idle", "200ms", "-retry", "5ms", "-v", srv.URL}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d, stderr %q", code, stderr.String())
+	}
+	if want := "event: message\nid: a\ndata: one\n\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	reports := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(reports) != 2 || !strings.Contains(reports[0], "503") || !strings.Contains(reports[1], "ReadIdleTimeout") || !strings.HasSuffix(reports[1], "reconnecting in 5ms") {
+		t.Errorf("stderr reports %q, want a 503 and then an idle timeout, the second reconnecting in 5ms", reports)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "", "a"}; strings.Join(lastIDs, ",") != strings.Join(want, ",") {
+		t.Errorf("Last-Event-ID of the requests: %q, want %q", lastIDs, want)
 	}
 }
