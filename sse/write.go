@@ -80,6 +80,12 @@ func (s *Stream) deadline() {
 func (s *Stream) flush(n int) error {
 	err := s.rc.Flush()
 	s.timeFlush()
+	if err == nil && s.reqCtx.Err() != nil {
+		// A compression middleware's Flush (Echo's Gzip, gzhttp) drops
+		// the error of the write it makes; net/http has cancelled the
+		// request's context on it, at once.
+		err = errFlushDropped
+	}
 	if err != nil {
 		return s.writeError(err)
 	}
@@ -126,7 +132,7 @@ func (s *Stream) writeError(err error) error {
 	// Checked first: net/http cancels the request's context when a write
 	// to the connection fails, whatever the reason. Over HTTP/2 a write
 	// past its deadline may instead fail as the connection closes (h2.go).
-	if errors.Is(err, os.ErrDeadlineExceeded) || s.h2 && s.overdue() {
+	if errors.Is(err, os.ErrDeadlineExceeded) || (s.h2 || err == errFlushDropped) && s.overdue() {
 		s.errorHandler(fmt.Errorf("%w (after %v): %w", ErrWriteTimeout, s.srv.cfg.WriteTimeout, err), EndWriteTimeout)
 		return ErrWriteTimeout
 	}
@@ -138,6 +144,10 @@ func (s *Stream) writeError(err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrClientGone, err)
 }
+
+// errFlushDropped stands for the error of a flush that a writer in front
+// reported as a success while net/http saw the write fail.
+var errFlushDropped = errors.New("echosse: the connection failed in a flush whose error a middleware dropped")
 
 // endGzip ends a compressed response with the gzip trailer, unless writing
 // has failed, and gives the compressor back.

@@ -21,12 +21,20 @@ import (
 // core a writer whose flush reports the failure (Echo v5's Response.Flush
 // drops it).
 func testFlushTimeout(t *testing.T, d Door) {
+	for _, gz := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "behind_gzip"}[gz], func(t *testing.T) { testFlushTimeoutGzip(t, d, gz) })
+	}
+}
+
+// testFlushTimeoutGzip is testFlushTimeout, behind the door's compression
+// middleware when gz is set: its writer's Flush reports no error either.
+func testFlushTimeoutGzip(t *testing.T, d Door, gz bool) {
 	const writeTimeout = 200 * time.Millisecond
 	streams := make(chan *sse.Stream, 1)
 	next := make(chan struct{})
 	errs := &errLog{}
 	var stalls *stallnet.Listener
-	cfg := Config{Config: sse.Config{WriteTimeout: writeTimeout}, OnError: errs.add}
+	cfg := Config{Config: sse.Config{WriteTimeout: writeTimeout}, OnError: errs.add, Gzip: gz}
 	r := serve(t, d, cfg, streamsTo(streams, func(s *sse.Stream, _ *http.Request) error {
 		go func() {
 			if s.Send(event.Event{Data: "one"}) != nil {
@@ -43,10 +51,10 @@ func testFlushTimeout(t *testing.T, d Door) {
 		stalls = stallnet.Wrap(srv.Listener)
 		srv.Listener = stalls
 	})
-	res := r.get(t, "/events")
+	res := r.get(t, "/events", "Accept-Encoding", "gzip")
 	expectStream(t, res)
 	s := receive(t, streams, "the stream")
-	dec := event.NewDecoder(res.Body)
+	dec := event.NewDecoder(bodyOf(res))
 	expectEvent(t, dec, "message", "one")
 	stalls.StallAll()
 	close(next)
