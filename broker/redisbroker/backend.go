@@ -40,7 +40,7 @@ var (
 // to [broker.New] in [broker.Config].Backend. All its methods are safe for
 // concurrent use.
 type Backend struct {
-	client *redis.Client
+	client redis.UniversalClient
 	cfg    Config
 	keys   keys
 
@@ -53,9 +53,10 @@ type Backend struct {
 	delivered uint64        // the Seq of the last message delivered
 	advanced  chan struct{} // closed and replaced when delivered grows
 	closed    atomic.Bool
-	quit      chan struct{} // closed by Close: the log reader stops
-	tailDone  chan struct{} // closed when the log reader has stopped
-	tailID    atomic.Int64  // CLIENT ID of the log reader's connection, 0 if none
+	quit      chan struct{}                // closed by Close: the log reader stops
+	tailDone  chan struct{}                // closed when the log reader has stopped
+	tailID    atomic.Int64                 // CLIENT ID of the log reader's connection, 0 if none
+	tailNode  atomic.Pointer[redis.Client] // the server of the log reader's connection
 	lostFn    func(broker.Loss)
 	seen      atomic.Uint64 // the greatest Seq handed to deliver, or published by this process
 	lossMu    sync.Mutex    // one loss is handled at a time
@@ -98,12 +99,31 @@ func newKeys(prefix string) keys {
 // [DefaultConfig]; or an error saying what to fix. It needs Redis 6.2 or
 // later. It makes no request until the broker starts it.
 //
+// The client may be a *redis.Client (one Redis, or Sentinel through
+// redis.NewFailoverClient) or a *redis.ClusterClient (Redis Cluster, or
+// redis.NewFailoverClusterClient), such as redis.NewUniversalClient
+// returns; not a *redis.Ring, which has no connection of its own to give.
+// On a cluster all the backend's keys are in one hash slot (see the
+// package documentation).
+//
 // The client stays the caller's: close it after the broker (whose Close
 // closes the backend). The backend takes one of its connections for itself
-// while it runs, to read the log.
-func New(client *redis.Client, cfg Config) (*Backend, error) {
-	if client == nil {
+// while it runs, to read the log (on a cluster, one of the connections to
+// the master of the keys' slot).
+func New(client redis.UniversalClient, cfg Config) (*Backend, error) {
+	switch c := client.(type) {
+	case nil:
 		return nil, errors.New("redisbroker: New needs a client")
+	case *redis.Client:
+		if c == nil {
+			return nil, errors.New("redisbroker: New needs a client")
+		}
+	case *redis.ClusterClient:
+		if c == nil {
+			return nil, errors.New("redisbroker: New needs a client")
+		}
+	default:
+		return nil, fmt.Errorf("redisbroker: New needs a *redis.Client or a *redis.ClusterClient, not a %T", client)
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -740,7 +760,9 @@ func (b *Backend) Close() error {
 	for {
 		if id := b.tailID.Load(); id != 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			b.client.ClientUnblock(ctx, id) // if Redis is down, the reader is not blocked in XREAD
+			if node := b.tailNode.Load(); node != nil {
+				node.ClientUnblock(ctx, id) // if Redis is down, the reader is not blocked in XREAD
+			}
 			cancel()
 		}
 		select {

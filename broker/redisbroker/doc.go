@@ -141,7 +141,23 @@
 // # Keys
 //
 // All keys start with "{Prefix}:" (Config.Prefix, "echosse" by default),
-// so that they live in one hash slot; Backend needs a *redis.Client (one
-// Redis, or Sentinel through redis.NewFailoverClient) and Redis 6.2 or
-// later. The layout is described in scripts.go.
+// so that they live in one hash slot. The layout is described in
+// scripts.go. Backend needs Redis 6.2 or later.
+//
+// # One Redis, Sentinel or a Cluster
+//
+// New takes a redis.UniversalClient: a *redis.Client for one Redis, or for
+// Sentinel through redis.NewFailoverClient; a *redis.ClusterClient for a
+// Redis Cluster. On a cluster the hash tag puts every key of one Prefix in
+// one slot, so its scripts (which touch several keys) and the log reader's
+// XREAD all go to the master of that slot, and the log reader's connection
+// is one to that master, taken again after a failover.
+//
+// One slot means one master: every Publish, Replay and log read of a
+// Prefix goes to the same master, whatever the number of masters in the
+// cluster; the others hold its replicas at most. A cluster buys
+// failover, not throughput, for one Prefix. To spread the load, give
+// independent sets of topics their own Prefix (each its own Backend and
+// broker): each Prefix hashes to its own slot, so, most likely, to
+// another master.
 package redisbroker

@@ -29,6 +29,20 @@ const (
 	lossCheckEvery = time.Second
 )
 
+// node returns the client of the server that has the backend's keys: on a
+// cluster, of the master of their hash slot, as the cluster says now.
+func (b *Backend) node(ctx context.Context) (*redis.Client, error) {
+	switch c := b.client.(type) {
+	case *redis.ClusterClient:
+		// After a failover the slot has a new master: ask again.
+		c.ReloadState(ctx)
+		return c.MasterForKey(ctx, b.keys.log)
+	case *redis.Client:
+		return c, nil
+	}
+	return nil, fmt.Errorf("redisbroker: a %T has no connection of its own to give", b.client)
+}
+
 // tail reads the log from the message after last, and delivers every
 // message it reads, in order, until Close. It is the backend's goroutine.
 func (b *Backend) tail(deliver func(broker.Message), last uint64) {
@@ -47,11 +61,16 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 		err := func() error {
 			if conn == nil {
 				// A connection of its own, whose ID Close can unblock.
-				conn = b.client.Conn()
+				node, err := b.node(ctx)
+				if err != nil {
+					return err
+				}
+				conn = node.Conn()
 				id, err := conn.ClientID(ctx).Result()
 				if err != nil {
 					return err
 				}
+				b.tailNode.Store(node)
 				b.tailID.Store(id)
 				// Redis may have come back without its data.
 				if err := b.checkLoss(ctx); err != nil {
