@@ -78,13 +78,13 @@ type instance struct {
 
 // newInstance starts an instance on the Redis client talks to, with cfg
 // (whose ErrorHandler is replaced by a recording one).
-func newInstance(t testing.TB, client *redis.Client, cfg Config) *instance {
+func newInstance(t testing.TB, client redis.UniversalClient, cfg Config) *instance {
 	t.Helper()
 	return newInstanceWith(t, client, cfg, func(b *Backend) broker.Backend { return b })
 }
 
 // newInstanceWith is newInstance with the broker's backend wrapped.
-func newInstanceWith(t testing.TB, client *redis.Client, cfg Config, wrap func(*Backend) broker.Backend) *instance {
+func newInstanceWith(t testing.TB, client redis.UniversalClient, cfg Config, wrap func(*Backend) broker.Backend) *instance {
 	t.Helper()
 	errs := &errorLog{}
 	cfg.ErrorHandler = errs.handle
