@@ -152,7 +152,7 @@ func BenchmarkMemory(b *testing.B) {
 
 // startDiscarding starts a backend that delivers to nobody, closed when
 // the benchmark ends.
-func startDiscarding(tb testing.TB, client *redis.Client, cfg Config) *Backend {
+func startDiscarding(tb testing.TB, client redis.UniversalClient, cfg Config) *Backend {
 	tb.Helper()
 	backend, err := New(client, cfg)
 	if err != nil {
