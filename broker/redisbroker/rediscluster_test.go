@@ -95,7 +95,14 @@ func slotOwner(t testing.TB, c *redistest.Cluster, prefix string) (master, repli
 // slotNodes is slotOwner, which returns what it found (either may be
 // empty) and CLUSTER NODES.
 func slotNodes(c *redistest.Cluster, prefix string) (master, replica, nodes string, err error) {
-	out, err := redistest.CLI(c.Servers[0].Addr, "CLUSTER", "KEYSLOT", "{"+prefix+"}")
+	// Ask the first node that answers: one may have been killed.
+	var out, addr string
+	for _, s := range c.Servers {
+		if out, err = redistest.CLI(s.Addr, "CLUSTER", "KEYSLOT", "{"+prefix+"}"); err == nil {
+			addr = s.Addr
+			break
+		}
+	}
 	if err != nil {
 		return "", "", "", err
 	}
@@ -103,7 +110,7 @@ func slotNodes(c *redistest.Cluster, prefix string) (master, replica, nodes stri
 	if err != nil {
 		return "", "", "", err
 	}
-	nodes, err = redistest.CLI(c.Servers[0].Addr, "CLUSTER", "NODES")
+	nodes, err = redistest.CLI(addr, "CLUSTER", "NODES")
 	if err != nil {
 		return "", "", "", err
 	}
@@ -208,11 +215,25 @@ func (s *subscriber) snapshot() (map[string]int, bool, int) {
 	return m, s.told, s.reconnects
 }
 
-// The master of the slot fails over to its replica (CLUSTER FAILOVER
-// FORCE) while two instances publish and subscribers on both read: no
-// accepted event is lost silently, none is delivered twice, and the
-// streams go on with the new master.
+// The master of the slot fails over to its replica while two instances
+// publish and subscribers on both read: no accepted event is lost
+// silently, none is delivered twice, and the streams go on with the new
+// master. The failover is forced on the replica (CLUSTER FAILOVER FORCE),
+// or the cluster makes it when the master is killed (SIGKILL) and its node
+// timeout (1 s) passes.
 func TestClusterFailover(t *testing.T) {
+	for _, how := range []string{"FAILOVER FORCE", "kill -9"} {
+		t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) { clusterFailover(t, how) })
+	}
+}
+
+func clusterFailover(t *testing.T, how string) {
+	if how == "kill -9" {
+		// Runs after the clients are closed: a go-redis pool that was
+		// redialling the dead node looks whether it is closed once a
+		// second; give its goroutine that second to end.
+		t.Cleanup(func() { time.Sleep(1500 * time.Millisecond) })
+	}
 	c := startCluster(t)
 	cfg := Config{Prefix: testPrefix(t), PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	a := newInstance(t, newClusterClient(t, c), cfg)
@@ -260,12 +281,19 @@ func TestClusterFailover(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	before, _, _ := out.Counts()
-	if _, err := redistest.CLI(replica, "CLUSTER", "FAILOVER", "FORCE"); err != nil {
+	start := time.Now()
+	if how == "kill -9" {
+		for _, s := range c.Servers {
+			if s.Addr == master {
+				s.Kill()
+			}
+		}
+	} else if _, err := redistest.CLI(replica, "CLUSTER", "FAILOVER", "FORCE"); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if m := slotOwnerWait(t, c, cfg.Prefix, replica); m != replica {
-		t.Fatalf("the slot's master is %s after the failover, not %s", m, replica)
+		_, _, nodes, _ := slotNodes(c, cfg.Prefix)
+		t.Fatalf("the slot's master is %s after the failover, not %s:\n%s", m, replica, nodes)
 	}
 	switched := time.Since(start)
 	time.Sleep(1500 * time.Millisecond)
@@ -306,7 +334,7 @@ func TestClusterFailover(t *testing.T) {
 		if told {
 			f.Gaps = 1 // at least one: the subscriber records whether, not how often
 		}
-		brokertest.Report(t, "cluster FAILOVER FORCE", s.name, f, extra)
+		brokertest.Report(t, "cluster "+how, s.name, f, extra)
 		if got["last"] != 1 {
 			t.Errorf("%s: the event published after the failover arrived %d times, not once", s.name, got["last"])
 		}
@@ -316,8 +344,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 }
 
-// slotOwnerWait waits up to 10 s until the first node says want is the
-// master of prefix's slot, and returns the master then.
+// slotOwnerWait waits up to 10 s until a node says want is the master of
+// prefix's slot, and returns the master then.
 func slotOwnerWait(t testing.TB, c *redistest.Cluster, prefix, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

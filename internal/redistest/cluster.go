@@ -50,7 +50,9 @@ func StartCluster(dir string, nodeTimeout time.Duration) (*Cluster, error) {
 		s, err := Start(d, false,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(d, "nodes.conf"),
-			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10))
+			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10),
+			// A replica's first sync starts at once, not after 5 s.
+			"--repl-diskless-sync-delay", "0")
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +83,9 @@ func (c *Cluster) Addrs() []string {
 }
 
 // WaitOK returns once every running node reports cluster_state:ok and
-// agrees on three masters, each with a replica, or an error after timeout.
+// agrees on three masters, each with a replica, and every replica has
+// synced with its master (a replica that has not cannot take over), or an
+// error after timeout.
 func (c *Cluster) WaitOK(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -99,6 +103,11 @@ func (c *Cluster) WaitOK(timeout time.Duration) error {
 			nodes, err := CLI(s.Addr, "CLUSTER", "NODES")
 			if err != nil || strings.Count(nodes, "master") < 3 || strings.Count(nodes, "slave") < 3 || strings.Contains(nodes, "fail") {
 				all, last = false, s.Addr+": "+nodes+fmt.Sprint(err)
+				break
+			}
+			repl, err := CLI(s.Addr, "INFO", "replication")
+			if err != nil || strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+				all, last = false, s.Addr+": "+repl+fmt.Sprint(err)
 				break
 			}
 		}
