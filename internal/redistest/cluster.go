@@ -32,7 +32,7 @@ type Cluster struct {
 // what it started. Stop stops them all.
 func StartCluster(dir string, nodeTimeout time.Duration) (*Cluster, error) {
 	if _, err := os.Stat(CLIPath); err != nil {
-		return nil, fmt.Errorf("the cluster tests need %s (Debian's redis-tools package): run scripts/test.sh, which installs it", CLIPath)
+		return nil, fmt.Errorf("the cluster tests need %s (Debian's redis-tools package, which redis-server depends on): run scripts/test.sh, which installs them", CLIPath)
 	}
 	c := &Cluster{}
 	ok := false
