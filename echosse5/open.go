@@ -79,8 +79,8 @@ func Open(c *echo.Context) (*Stream, error) {
 		// true), and flushes and sets deadlines through the writer under
 		// it, so that a flush a client does not take in time ends the
 		// stream with ErrWriteTimeout, as a write does. (Behind Gzip, its
-		// writer's Flush drops the error too; the stream then ends when
-		// net/http, which saw it, cancels the request.)
+		// writer's Flush drops the error too; the core then learns of it
+		// from the request's context, which net/http cancels.)
 		o.Out, w = r, r.ResponseWriter
 	}
 	s, err := door.Open(h.srv, w, c.Request(), &o)

@@ -1,16 +1,12 @@
 package brokertest
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/echosse/echo-sse/broker"
-	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/faultproxy"
 )
 
@@ -214,48 +210,11 @@ func (r *runner) faultRun(t *testing.T, fault string, p *faultproxy.Proxy, d tim
 		brs = append(brs, browse(t, "on another broker", r.start(t, Options{Scope: scope}), "news"))
 	}
 	o := NewOutcomes()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var settled time.Time
-	for g := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				if g%2 == 1 {
-					ctx, cancel = context.WithTimeout(ctx, time.Second)
-				}
-				data := fmt.Sprintf("%d-%d", g, i)
-				start := time.Now()
-				id, err := pub.b.Publish(ctx, "news", event.Event{Data: data})
-				cancel()
-				o.Record(data, id, err)
-				if errors.Is(err, broker.ErrUnknownOutcome) {
-					mu.Lock()
-					if at := start.Add(r.h.Settle); at.After(settled) {
-						settled = at
-					}
-					mu.Unlock()
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		})
-	}
-	time.Sleep(300 * time.Millisecond)
-	begin()
-	time.Sleep(d)
-	end()
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	time.Sleep(time.Until(settled))
-	mu.Unlock()
+	PublishDuring(pub.b, "news", o, r.h.Settle, func() {
+		begin()
+		time.Sleep(d)
+		end()
+	})
 	for _, br := range brs {
 		deadline := time.Now().Add(20 * time.Second)
 		for !br.has(o) && time.Now().Before(deadline) {

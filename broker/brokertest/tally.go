@@ -5,14 +5,17 @@ package brokertest
 // (a server killed, its memory full) count and report as the suite does.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/echosse/echo-sse/broker"
+	"github.com/echosse/echo-sse/event"
 )
 
 // Outcomes records what Publish said of each event of a test, by the
@@ -146,4 +149,52 @@ func Report(t testing.TB, fault, subscriber string, f Figures, extra string) {
 		t.Errorf("%s: %s received %d events twice, missed %d accepted ones silently, and received %d whose Publish failed",
 			fault, subscriber, f.Duplicated, f.MissingSilently, f.FailedDelivered)
 	}
+}
+
+// PublishDuring publishes events of their own data on topic of b from
+// four goroutines, two with no deadline and two with a deadline of a
+// second per call, recording each outcome in o: for 300 ms, then while
+// fault runs, then for 500 ms more. It returns once every publish of
+// unknown outcome is settled: settle after that publish began.
+func PublishDuring(b *broker.Broker, topic string, o *Outcomes, settle time.Duration, fault func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var settled time.Time // when the last publish of unknown outcome is settled
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if g%2 == 1 {
+					ctx, cancel = context.WithTimeout(ctx, time.Second)
+				}
+				data := fmt.Sprintf("%d-%d", g, i)
+				start := time.Now()
+				id, err := b.Publish(ctx, topic, event.Event{Data: data})
+				cancel()
+				o.Record(data, id, err)
+				if errors.Is(err, broker.ErrUnknownOutcome) {
+					mu.Lock()
+					if at := start.Add(settle); at.After(settled) {
+						settled = at
+					}
+					mu.Unlock()
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	fault()
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	time.Sleep(time.Until(settled))
 }

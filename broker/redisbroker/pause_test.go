@@ -1,16 +1,13 @@
 package redisbroker
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/echosse/echo-sse/broker/brokertest"
-	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/redistest"
 )
 
@@ -67,48 +64,11 @@ func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, 
 	subs := []*receiver{record(t, "on the publisher", a, "news"), record(t, "on another instance", b, "news")}
 
 	o := brokertest.NewOutcomes()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var settled time.Time // when the last Publish of unknown outcome is settled
-	for g := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				if g%2 == 1 {
-					ctx, cancel = context.WithTimeout(ctx, time.Second)
-				}
-				data := fmt.Sprintf("%d-%d", g, i)
-				start := time.Now()
-				id, err := a.b.Publish(ctx, "news", event.Event{Data: data})
-				cancel()
-				o.Record(data, id, err)
-				if isUnknownOutcome(err) {
-					mu.Lock()
-					if at := start.Add(settleAfter(cfg)); at.After(settled) {
-						settled = at
-					}
-					mu.Unlock()
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		})
-	}
-	time.Sleep(300 * time.Millisecond)
-	begin()
-	time.Sleep(d)
-	end()
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	time.Sleep(time.Until(settled))
-	mu.Unlock()
+	brokertest.PublishDuring(a.b, "news", o, settleAfter(cfg), func() {
+		begin()
+		time.Sleep(d)
+		end()
+	})
 	for _, r := range subs {
 		eventually(t, r.name+" to receive what was accepted", func() bool { return r.has(o) })
 	}
