@@ -14,19 +14,34 @@ import (
 )
 
 // testShutdown: Shutdown of a server with open, idle streams returns
-// without waiting for its deadline; each client gets the close event and
+// without waiting for its deadline, and only once every stream has
+// written its close event and ended: the Counters given to the door say
+// so the moment it returns, for streams whose handler returned and for
+// streams whose handler still runs. Each client gets the close event and
 // the end of the response; each stream ends with ErrShutdown.
 func testShutdown(t *testing.T, d Door) {
-	const clients = 3
+	const clients = 60
+	counters := new(sse.Counters)
 	streams := make(chan *sse.Stream, clients)
-	r := serve(t, d, Config{}, streamsTo(streams, func(*sse.Stream, *http.Request) error {
+	r := serve(t, d, Config{Config: sse.Config{Counters: counters}}, streamsTo(streams, func(s *sse.Stream, req *http.Request) error {
+		if req.URL.Query().Has("hold") {
+			<-s.Done() // the handler runs until the stream ends
+		}
 		return nil // the stream stays open, idle, until something ends it
 	}))
 	var decs []*event.Decoder
-	for range clients {
-		res := r.get(t, "/events")
+	for i := range clients {
+		path := "/events"
+		if i%2 == 1 {
+			path += "?hold"
+		}
+		res := r.get(t, path)
 		expectStream(t, res) // the stream is open, and known to its server
 		decs = append(decs, event.NewDecoder(res.Body))
+	}
+	var opened []*sse.Stream
+	for range clients {
+		opened = append(opened, receive(t, streams, "a stream"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -34,11 +49,14 @@ func testShutdown(t *testing.T, d Door) {
 	if err := r.srv.Config.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown after %v: %v", time.Since(start), err)
 	}
+	if st := counters.Stats(); st.Open != 0 || st.Ended[sse.EndShutdown] != clients {
+		t.Errorf("when Shutdown returned, %d streams were open and %d of %d had ended with the shutdown frame", st.Open, st.Ended[sse.EndShutdown], clients)
+	}
 	for _, dec := range decs {
 		expectEvent(t, dec, "close", "")
 		expectEnd(t, dec)
 	}
-	for range clients {
-		expectReason(t, ended(t, receive(t, streams, "a stream")), sse.ErrShutdown)
+	for _, s := range opened {
+		expectReason(t, ended(t, s), sse.ErrShutdown)
 	}
 }
