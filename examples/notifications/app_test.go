@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/event"
 )
 
@@ -29,12 +31,34 @@ func start(t *testing.T, ttl time.Duration) string {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
+	brokers.Store(srv.URL, b)
 	t.Cleanup(func() {
+		brokers.Delete(srv.URL)
 		srv.CloseClientConnections()
 		srv.Close()
 		b.Close()
 	})
 	return srv.URL
+}
+
+// brokers maps the base URL of each app start runs to its broker, so that
+// a test can wait for a stream's subscription.
+var brokers sync.Map
+
+// waitLimit bounds every wait of these tests.
+const waitLimit = 10 * time.Second
+
+// waitSubscribed waits until n streams are subscribed to the broker of the
+// app at base. A stream's headers arrive when it opens, before its handler
+// subscribes it: what is published meanwhile is not for it.
+func waitSubscribed(t *testing.T, base string, n int) {
+	t.Helper()
+	b, _ := brokers.Load(base)
+	for deadline := time.Now().Add(waitLimit); b.(*broker.Broker).Counters().Subscribers < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams subscribed after %v, want %d", b.(*broker.Broker).Counters().Subscribers, waitLimit, n)
+		}
+	}
 }
 
 // user is a signed-in browser: a client with its own cookie jar.
@@ -82,13 +106,29 @@ func (u *user) open() (*http.Response, *event.Decoder) {
 }
 
 // next returns the next notification on d, skipping heartbeats.
+// It waits at most waitLimit: the test's cleanup closes the response,
+// which ends the read left behind.
 func next(t *testing.T, d *event.Decoder) event.Event {
 	t.Helper()
-	ev, err := d.Decode()
-	if err != nil {
-		t.Fatalf("reading the stream: %v", err)
+	type result struct {
+		ev  event.Event
+		err error
 	}
-	return ev
+	got := make(chan result, 1)
+	go func() {
+		ev, err := d.Decode()
+		got <- result{ev, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("reading the stream: %v", r.err)
+		}
+		return r.ev
+	case <-time.After(waitLimit):
+		t.Fatalf("no event on the stream in %v", waitLimit)
+		return event.Event{}
+	}
 }
 
 func TestNotificationsReachTheirUsers(t *testing.T) {
@@ -101,6 +141,7 @@ func TestNotificationsReachTheirUsers(t *testing.T) {
 			t.Fatalf("GET /events: %s, CORS %q %q", res.Status, res.Header.Get("Access-Control-Allow-Origin"), res.Header.Get("Access-Control-Allow-Credentials"))
 		}
 	}
+	waitSubscribed(t, base, 2)
 	if res := bob.post("/notify", url.Values{"to": {"ada"}, "text": {"for ada"}}); res.StatusCode != http.StatusCreated {
 		t.Fatalf("notify: %s", res.Status)
 	}
