@@ -236,13 +236,17 @@ func (b *Backend) see(seq uint64) {
 //
 // When Redis cannot be reached, refuses the event (an OOM error when it is
 // at its maxmemory under maxmemory-policy noeviction: [redis.IsOOMError]
-// finds it), or its answer comes after the deadline, Publish returns an
-// error wrapping go-redis's, and nothing was stored. When a request was
+// finds it), or its answer to the call's only request comes after the
+// deadline, Publish returns an error wrapping go-redis's, and nothing was
+// stored. When a request was
 // sent and its answer never came (the connection broke, or go-redis gave
 // up waiting), Publish sends it again, after a backoff (Config.MinBackoff
 // to Config.MaxBackoff), until Redis answers, ctx is done, or a second
 // after the deadline: an answer, even one after the deadline, settles
-// whether the event was stored. If none came, Publish returns a [*broker.PublishError]
+// whether the event was stored, unless it says the deadline has passed
+// after an earlier request went unanswered: that one may have been stored
+// by a server that has lost it since (a master killed before its replica
+// had the write), so the outcome is unknown. If none came, Publish returns a [*broker.PublishError]
 // wrapping [broker.ErrUnknownOutcome], which says by when Redis stores the
 // event, if ever; its ID is the event's if the caller set one. Every error
 // is counted in Stats.PublishErrors, those of unknown outcome in
@@ -297,9 +301,18 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 			if status == pubFound {
 				b.deduplicated.Add(1)
 			}
-		case err == nil && (status == pubLate || status == pubForgotten && sent == 1):
+		case err == nil && (status == pubLate || status == pubForgotten) && sent == 1:
 			return fail(fmt.Errorf("not stored: Redis ran the request after its deadline, %v after the call (Config.PublishTimeout, or ctx's deadline)",
 				window.Round(time.Millisecond)))
+		case err == nil && status == pubLate:
+			// No request of the call is stored on the server that ran
+			// this one; but an earlier request whose answer never came
+			// may have run on a server that has died since, or lost
+			// it: a master killed before its replica had the write (a
+			// failover), a restart without persistence. Its event may
+			// have reached subscribers, so "not stored" would be a lie.
+			return b.unknownOutcome(topic, custom, start.Add(window), sent,
+				errors.New("Redis ran the last request after the deadline; an earlier one, unanswered, may have been stored by a server that has lost it since"))
 		case err == nil && status == pubForgotten:
 			return b.unknownOutcome(topic, custom, start.Add(window), sent,
 				errors.New("Redis ran the last request too long after the deadline to tell about the others"))

@@ -62,7 +62,10 @@
 // were sent and no answer came before ctx ended or the deadline passed, so
 // the event is stored, and delivered to every subscriber, before that
 // deadline or never; Publish sends the request again while it waits, and
-// an answer settles it. A Redis at its maxmemory under maxmemory-policy
+// an answer settles it, unless it is that the deadline has passed: an
+// unanswered request may have been stored by a server that has lost the
+// write since (a master killed before its replica had it), and reached
+// subscribers meanwhile, so that answer leaves the outcome unknown. A Redis at its maxmemory under maxmemory-policy
 // noeviction refuses the publish with its OOM error ([redis.IsOOMError]):
 // nothing is stored and the history stays as it was, while replay and
 // delivery go on. Subscribed streams stay open. The log reader tries

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/echosse/echo-sse/broker"
 )
@@ -43,12 +44,42 @@ func (b *Backend) node(ctx context.Context) (*redis.Client, error) {
 	return nil, fmt.Errorf("redisbroker: a %T has no connection of its own to give", b.client)
 }
 
+// tailConn is the log reader's connection, whose ID Close can unblock. It
+// comes from a client of its own, made from the node's options, rather
+// than from node.Conn(): a Conn shares its client's Options, and go-redis
+// (v9.23) writes them during a connection's first handshake under the lock
+// of whichever of the two dials, so a Conn and its client dialling at once
+// race (the race detector saw it on a cluster failover).
+// The client's AddHook hooks do not apply to it.
+type tailConn struct {
+	*redis.Conn
+	client *redis.Client
+}
+
+// dialTail returns a tailConn to node.
+func dialTail(node *redis.Client) *tailConn {
+	o := *node.Options()
+	// The one field of the options go-redis writes while in use, so
+	// neither read nor shared: a blocking reader has no use for
+	// maintenance notifications, and reconnects when its server moves.
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
+	c := redis.NewClient(&o)
+	return &tailConn{Conn: c.Conn(), client: c}
+}
+
+// Close closes the connection and its client.
+func (t *tailConn) Close() {
+	t.Conn.Close()
+	t.client.Close()
+}
+
 // tail reads the log from the message after last, and delivers every
 // message it reads, in order, until Close. It is the backend's goroutine.
 func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 	defer close(b.tailDone)
 	ctx := context.Background()
-	var conn *redis.Conn
+	var conn *tailConn
 	defer func() {
 		if conn != nil {
 			conn.Close()
@@ -65,7 +96,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 				if err != nil {
 					return err
 				}
-				conn = node.Conn()
+				conn = dialTail(node)
 				id, err := conn.ClientID(ctx).Result()
 				if err != nil {
 					return err
@@ -155,8 +186,10 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 			b.down.Store(true)
 		}
 		b.tailID.Store(0)
-		conn.Close()
-		conn = nil
+		if conn != nil {
+			conn.Close()
+			conn = nil
+		}
 		wait := b.backoff(failures)
 		b.cfg.ErrorHandler(fmt.Errorf("redisbroker: reading the log failed (%d in a row; trying again in %v): %w",
 			failures, wait.Round(time.Millisecond), err))
