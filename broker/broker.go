@@ -183,7 +183,7 @@ func New(cfg Config) (*Broker, error) {
 		backend:     cfg.Backend,
 		topics:      make(map[string]*topic),
 		subs:        make(map[chan<- event.Event]*sub),
-		maxPending:  cfg.HistorySize,
+		maxPending:  cfg.MaxBehind,
 		quit:        make(chan struct{}),
 		janitorDone: make(chan struct{}),
 		overflowing: make(map[*sub]struct{}),

@@ -389,10 +389,9 @@ func TestSubscribeFromCallerSetID(t *testing.T) {
 }
 
 func TestSlowClientAbort(t *testing.T) {
-	b, _ := newBroker(t, Config{})
-	b.mu.Lock()
-	b.maxPending = 3 // events a full stream may hold back before it is slow
-	b.mu.Unlock()
+	// MaxBehind: events a full stream may hold back before it is slow;
+	// the history, much longer, still lets it catch up after.
+	b, _ := newBroker(t, Config{MaxBehind: 3})
 	slow, fast := newFake(t, 2, ""), newFake(t, 16, "")
 	for _, f := range []*fakeStream{slow, fast} {
 		if err := f.subscribe(b, "a"); err != nil {

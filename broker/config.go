@@ -12,12 +12,8 @@ type Config struct {
 	// HistorySize is how many events each topic keeps for replay. A client
 	// that reconnects after more events than this were published on one of
 	// its topics gets no replay: [Broker.Subscribe] returns [ErrGap].
-	// It is also how many live events a stream may fall behind, held back
-	// while its buffer is full or its replay is being sent, before it
-	// counts as a slow client.
 	// It configures the in-memory history: with a Backend, leave it zero
-	// and set the backend's own limits (streams catching up may then fall
-	// 1000 events behind). It must be at most 10,000,000.
+	// and set the backend's own limits. It must be at most 10,000,000.
 	// Optional. Default value 1000.
 	HistorySize int
 
@@ -49,6 +45,17 @@ type Config struct {
 	// Optional. Default value 256 MiB.
 	TotalHistoryBytes int64
 
+	// MaxBehind is how many live events a stream may fall behind, held
+	// back while its buffer is full or its replay is being sent, before it
+	// counts as a slow client (see SlowClientAbort). The default follows
+	// HistorySize: a stream further behind than the history could not
+	// catch up by a replay after it reconnects anyway. Set it apart from
+	// the history when events are large (each stream holds up to
+	// MaxBehind of them back) or with a Backend, whose history is its own.
+	// It must be at most 10,000,000.
+	// Optional. Default value HistorySize (1000 with a Backend).
+	MaxBehind int
+
 	// SlowClient says what Publish does with a subscriber whose buffer
 	// (echosse Config.BufferSize) is full. Publish never waits for one.
 	// Optional. Default value SlowClientAbort.
@@ -79,7 +86,7 @@ type SlowClientPolicy int
 const (
 	// SlowClientAbort holds a full subscriber's events back (in order, and
 	// moved into its buffer as it empties, so a burst or a busy moment
-	// loses nothing); once it is HistorySize events behind it ends its
+	// loses nothing); once it is Config.MaxBehind events behind it ends its
 	// stream with [ErrSlowClient], without the close event, and counts it
 	// in Stats.SlowClients. A browser reconnects after its retry delay with the
 	// ID of the last event it received, and the replay brings it back
@@ -123,6 +130,10 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("broker: HistorySize must be at most 10,000,000 events per topic")
 	case config.HistoryAge > maxHistoryAge:
 		return config, errors.New("broker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
+	case config.MaxBehind < 0:
+		return config, errors.New("broker: MaxBehind must not be negative (0 means the default, HistorySize)")
+	case config.MaxBehind > maxHistorySize:
+		return config, errors.New("broker: MaxBehind must be at most 10,000,000 events")
 	case config.SlowClient != SlowClientAbort && config.SlowClient != SlowClientDrop:
 		return config, errors.New("broker: SlowClient must be SlowClientAbort or SlowClientDrop")
 	case config.Backend != nil && (config.HistorySize != 0 || config.HistoryAge != 0 || config.HistoryBytes != 0 || config.TotalHistoryBytes != 0):
@@ -131,6 +142,9 @@ func (config Config) withDefaults() (Config, error) {
 	d := DefaultConfig
 	if config.HistorySize == 0 {
 		config.HistorySize = d.HistorySize
+	}
+	if config.MaxBehind == 0 {
+		config.MaxBehind = config.HistorySize
 	}
 	if config.HistoryAge == 0 {
 		config.HistoryAge = d.HistoryAge

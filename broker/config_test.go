@@ -18,6 +18,9 @@ func TestNewConfig(t *testing.T) {
 		{name: "all set", givenConfig: Config{HistorySize: 5, HistoryAge: time.Second, SlowClient: SlowClientDrop, ErrorHandler: func(error) {}}},
 		{name: "no age limit", givenConfig: Config{HistoryAge: -1}},
 		{name: "backend", givenConfig: Config{Backend: backend}},
+		{name: "backend with MaxBehind", givenConfig: Config{Backend: backend, MaxBehind: 50}},
+		{name: "negative MaxBehind", givenConfig: Config{MaxBehind: -1}, wantErr: "MaxBehind must not be negative"},
+		{name: "huge MaxBehind", givenConfig: Config{MaxBehind: math.MaxInt}, wantErr: "MaxBehind must be at most 10,000,000"},
 		{name: "negative size", givenConfig: Config{HistorySize: -1}, wantErr: "HistorySize must not be negative"},
 		{name: "huge size", givenConfig: Config{HistorySize: math.MaxInt}, wantErr: "HistorySize must be at most 10,000,000"},
 		{name: "age of 56 years", givenConfig: Config{HistoryAge: 56 * 365 * 24 * time.Hour}, wantErr: "HistoryAge must be at most 10 years"},
@@ -52,8 +55,11 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HistorySize != 1000 || cfg.HistoryAge != time.Hour || cfg.SlowClient != SlowClientAbort || cfg.ErrorHandler == nil || cfg.timeNow == nil {
+	if cfg.HistorySize != 1000 || cfg.MaxBehind != 1000 || cfg.HistoryAge != time.Hour || cfg.SlowClient != SlowClientAbort || cfg.ErrorHandler == nil || cfg.timeNow == nil {
 		t.Fatalf("got %+v", cfg)
+	}
+	if cfg, _ := (Config{HistorySize: 20}).withDefaults(); cfg.MaxBehind != 20 {
+		t.Fatalf("MaxBehind %d, want HistorySize's 20", cfg.MaxBehind)
 	}
 	given := Config{HistorySize: 7}
 	if _, err := given.withDefaults(); err != nil || given.HistoryAge != 0 {

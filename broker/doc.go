@@ -41,7 +41,7 @@
 // it in each subscriber's channel buffer without blocking; no goroutine is
 // started per subscriber. A subscriber whose buffer is full is handled by
 // Config.SlowClient: by default its events wait, in order, until its buffer
-// has room again, and a stream that falls HistorySize events behind is
+// has room again, and a stream that falls Config.MaxBehind events behind is
 // aborted; the browser reconnects and catches up from the history. [Broker.Stats] counts
 // subscribers, published, replayed and dropped events, and slow clients.
 //
