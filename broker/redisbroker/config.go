@@ -2,7 +2,7 @@ package redisbroker
 
 import (
 	"errors"
-	"log"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -85,8 +85,11 @@ type Config struct {
 	// the number of failures so far), when it works again (an error
 	// wrapping [ErrRecovered]: a notice, not a failure), and when messages
 	// could not be delivered (an error wrapping [ErrLost]). It runs on the
-	// log reader's goroutine: it must not block.
-	// Optional. Default value: log the error with the standard log package.
+	// log reader's goroutine: it must not block. A handler that logs by
+	// level should do as the default does and tell the notice apart with
+	// errors.Is(err, ErrRecovered).
+	// Optional. Default value: log with log/slog's default logger, the
+	// notice at level Info and the errors at level Error.
 	ErrorHandler func(err error)
 }
 
@@ -103,7 +106,16 @@ var DefaultConfig = Config{
 	ErrorHandler:   logError,
 }
 
-func logError(err error) { log.Print(err) }
+// logError is the default ErrorHandler: it logs with log/slog's default
+// logger, the notice of recovery ([ErrRecovered]) at level Info and
+// everything else at level Error.
+func logError(err error) {
+	if errors.Is(err, ErrRecovered) {
+		slog.Info("redisbroker: reading the log again", "notice", err.Error())
+		return
+	}
+	slog.Error("redisbroker: error", "error", err.Error())
+}
 
 // Upper bounds of the Config fields that are durations. An age is
 // subtracted from the Redis server's clock, in microseconds since 1970, to
