@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -542,7 +543,9 @@ func TestDecodeShortStreamStart(t *testing.T) {
 	}
 }
 
-func BenchmarkDecode(b *testing.B) {
+// benchStream is 1000 events of about 100 bytes of JSON, each with an ID
+// and a type, and a heartbeat comment every 50.
+func benchStream(b *testing.B) []byte {
 	var stream []byte
 	for i := range 1000 {
 		var err error
@@ -558,6 +561,14 @@ func BenchmarkDecode(b *testing.B) {
 			stream = append(stream, ": heartbeat\n\n"...)
 		}
 	}
+	return stream
+}
+
+// BenchmarkDecode, BenchmarkScan and BenchmarkBufioLines read the same
+// stream: Decode's strings, Scan's borrowed views, and a bare bufio.Reader
+// splitting lines, the practical limit. Each reports ns per event.
+func BenchmarkDecode(b *testing.B) {
+	stream := benchStream(b)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(stream)))
 	r := bytes.NewReader(stream)
@@ -579,6 +590,58 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatalf("decoded %d events, want 1000", n)
 		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
+}
+
+func BenchmarkScan(b *testing.B) {
+	stream := benchStream(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	r := bytes.NewReader(stream)
+	for b.Loop() {
+		r.Reset(stream)
+		d := event.NewDecoder(r)
+		n := 0
+		for d.Scan() {
+			if len(d.View().Data) < 90 {
+				b.Fatalf("event %d: data %q", n, d.View().Data)
+			}
+			n++
+		}
+		if d.Err() != nil || n != 1000 {
+			b.Fatalf("scanned %d events, want 1000; error %v", n, d.Err())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
+}
+
+func BenchmarkBufioLines(b *testing.B) {
+	stream := benchStream(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	r := bytes.NewReader(stream)
+	br := bufio.NewReader(r)
+	for b.Loop() {
+		r.Reset(stream)
+		br.Reset(r)
+		n := 0
+		for {
+			line, err := br.ReadSlice('\n')
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if bytes.HasPrefix(line, []byte("data:")) {
+				n++
+			}
+		}
+		if n != 1000 {
+			b.Fatalf("split %d data lines, want 1000", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
 }
 
 func TestDecodeSetLastEventIDAndRetry(t *testing.T) {
@@ -684,5 +747,25 @@ func TestDecodeAllocs(t *testing.T) {
 	})
 	if allocs > 2.5 {
 		t.Errorf("got %.1f allocations per event, want at most 2", allocs)
+	}
+}
+
+// Scan allocates nothing, whatever the events' IDs and types: the view lends
+// the Decoder's buffers.
+func TestScanAllocs(t *testing.T) {
+	var stream []byte
+	for i := range 100 {
+		stream = fmt.Appendf(stream, "event: t%d\nid: %d\ndata: {\"price\":17}\ndata: 2\n\ndata: {\"price\":18}\n\n", i%3, i)
+	}
+	r := bytes.NewReader(stream)
+	d := event.NewDecoder(r)
+	allocs := testing.AllocsPerRun(500, func() {
+		if !d.Scan() {
+			r.Reset(stream)
+			d.Scan() // a Decoder that ended stays ended, so reset its reader and go on
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %.2f allocations per event, want 0", allocs)
 	}
 }
