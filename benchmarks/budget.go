@@ -154,7 +154,7 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 	add("8. Client decode: throughput beside a bare bufio.Reader line splitter", "≥ 0.5 ×", ratio("bufio.Reader lines", mEventsPerSec, 0.5, true), "D1")
 	add("8. Client decode: CPU and allocations per event", "reported", func(r scenarioReport) (string, string) {
 		var parts []string
-		for _, name := range []string{"echosse", "echosse Decoder", "r3labs Client", "gosse Connection"} {
+		for _, name := range []string{"echosse", "echosse sseclient Events", "echosse Decoder.Scan", "echosse Decoder", "r3labs Client", "gosse Connection"} {
 			c, ok1 := rowCell(r, name, mCPUNsPerEvent)
 			a, ok2 := rowCell(r, name, mAllocsPerEv)
 			b, ok3 := rowCell(r, name, mBytesPerEv)

@@ -138,7 +138,35 @@ var decoders = map[string]func(t *memTransport) (int, error){
 			n++
 		}
 	},
-	"echosse sseclient": func(t *memTransport) (int, error) {
+	"echosse sseclient Views": func(t *memTransport) (int, error) {
+		c := &sseclient.Client{HTTPClient: &http.Client{Transport: t}}
+		req, _ := http.NewRequest(http.MethodGet, "http://mem/stream", nil)
+		n := 0
+		for v, err := range c.Views(context.Background(), req) {
+			if err != nil {
+				return n, err
+			}
+			if len(v.Data) != payloadSize {
+				return n, fmt.Errorf("event %d: %d bytes of data", n, len(v.Data))
+			}
+			if n++; n == t.events {
+				break
+			}
+		}
+		return n, nil
+	},
+	"echosse Decoder.Scan": func(t *memTransport) (int, error) {
+		d := event.NewDecoder(t.body())
+		n := 0
+		for d.Scan() {
+			if len(d.View().Data) != payloadSize {
+				return n, fmt.Errorf("event %d: %d bytes of data", n, len(d.View().Data))
+			}
+			n++
+		}
+		return n, d.Err()
+	},
+	"echosse sseclient Events": func(t *memTransport) (int, error) {
 		c := &sseclient.Client{HTTPClient: &http.Client{Transport: t}}
 		req, _ := http.NewRequest(http.MethodGet, "http://mem/stream", nil)
 		n := 0
@@ -213,12 +241,15 @@ var decoders = map[string]func(t *memTransport) (int, error){
 }
 
 // decodeRows are the rows of D1, in order: the bufio splitter is the
-// reference, sseclient the row the ratios are computed for, and the
-// clients of r3labs and go-sse the peers. The Decoder and go-sse's parser
+// reference, sseclient's Views (the client's allocation-free way) the row
+// the ratios are computed for, and the clients of r3labs and go-sse the
+// peers. sseclient's Events, the Decoder's two ways and go-sse's parser
 // are informational, and have ratios of their own (decodePairs).
 var decodeRows = []variant{
 	{Server: "raw", Label: "bufio.Reader lines"},
 	{Server: "echosse", Label: ""},
+	{Server: "echosse", Label: "echosse sseclient Events"},
+	{Server: "echosse", Label: "echosse Decoder.Scan"},
 	{Server: "echosse", Label: "echosse Decoder"},
 	{Server: "r3labs", Label: "r3labs Client"},
 	{Server: "gosse", Label: "gosse Connection"},
@@ -227,6 +258,9 @@ var decodeRows = []variant{
 }
 
 var decodePairs = [][2]string{
+	{"echosse sseclient Events", "bufio.Reader lines"},
+	{"echosse sseclient Events", "gosse Connection"},
+	{"echosse Decoder.Scan", "bufio.Reader lines"},
 	{"echosse Decoder", "bufio.Reader lines"},
 	{"echosse Decoder", "gosse Read (parser)"},
 }
@@ -244,7 +278,7 @@ func decodeScenario(o options) *scenario {
 		Title: "Client decode, one stream",
 		Notes: []string{
 			fmt.Sprintf("The same pre-encoded bytes (%d distinct %d-byte JSON events, \"data: \" lines, round and round) read by each row with testing.Benchmark in the driver process, b.N events per stream. The clients read them from an in-memory HTTP response (an http.RoundTripper returning a body that reads from memory): no network, no HTTP parsing; the parsers (bufio, Decoder, go-sse's Read) read the same bytes directly.", decodeRing, payloadSize),
-			"The echosse row is sseclient.Client.Events; r3labs is Client.SubscribeRaw (a goroutine and a channel per stream), go-sse is Client.NewConnection + SubscribeMessages + Connect. CPU ns/event is the process's user + system time (getrusage) over the last b.N round, GC included; allocs and B/event from testing.Benchmark.",
+			"The echosse row is sseclient.Client.Views (each event a borrowed event.View, as bufio.Scanner lends its bytes); \"echosse sseclient Events\" is Client.Events (each event an event.Event of strings); \"echosse Decoder.Scan\" and \"echosse Decoder\" are event.Decoder's Scan (borrowed) and Decode (strings) on the bytes directly. r3labs is Client.SubscribeRaw (a goroutine and a channel per stream), go-sse is Client.NewConnection + SubscribeMessages + Connect. CPU ns/event is the process's user + system time (getrusage) over the last b.N round, GC included; allocs and B/event from testing.Benchmark.",
 		},
 		Variants: decodeRows,
 		Reps:     o.Reps,
@@ -272,7 +306,7 @@ func cpuNanos() int64 {
 func runDecode(v variant) (map[string]float64, error) {
 	label := v.Label
 	if label == "" {
-		label = "echosse sseclient"
+		label = "echosse sseclient Views"
 	}
 	f := decoders[label]
 	if f == nil {

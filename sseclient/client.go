@@ -114,16 +114,67 @@ func Transient(code int) bool {
 // as http.NewRequest does for a *bytes.Reader, *bytes.Buffer or
 // *strings.Reader body; otherwise the stream ends, when it would reconnect,
 // with [ErrBodyNotReplayable]. Each range over the result sends req anew.
+//
+// Each event costs two allocations: its Data string, and the interface
+// holding it (and the ID and type strings, when they change). [Client.Views]
+// costs none.
 func (c *Client) Events(ctx context.Context, req *http.Request) iter.Seq2[event.Event, error] {
-	return func(yield func(event.Event, error) bool) {
-		s := &stream{
+	return seq(c, ctx, req, (*event.Decoder).Decode)
+}
+
+// Views is [Client.Events] for programs that read many events and keep few:
+// it yields each event as an [event.View] whose slices the client lends
+// until the loop's next iteration, and allocates nothing for it. The
+// requests, reconnections and errors are those of Events.
+//
+//	for v, err := range c.Views(ctx, req) {
+//		if err != nil {
+//			return err
+//		}
+//		var tok Token
+//		if err := json.Unmarshal(v.Data, &tok); err != nil { // no copy of the data
+//			return err
+//		}
+//		kept = append(kept, string(v.Data)) // one allocation, the Data string
+//	}
+//
+// Why a borrowed view rather than a struct of strings: the bytes are
+// already in the client's buffer, and most programs hand them to a parser
+// (json.Unmarshal takes a []byte), so a string would be a copy made only to
+// be copied back; string(v.Data) is the one allocation for those that keep
+// it. It is bufio.Scanner's rule, and the only way for the client to read
+// at the speed of the buffer it reads into. Keeping a View (or its slices)
+// past the iteration is the mistake to avoid: its bytes are overwritten by
+// the next event's; [event.View.Event] copies one into an [event.Event].
+func (c *Client) Views(ctx context.Context, req *http.Request) iter.Seq2[event.View, error] {
+	return seq(c, ctx, req, scan)
+}
+
+// scan is Decode's counterpart for Views: the next event, lent.
+func scan(d *event.Decoder) (event.View, error) {
+	if d.Scan() {
+		return d.View(), nil
+	}
+	if err := d.Err(); err != nil {
+		return event.View{}, err
+	}
+	return event.View{}, io.EOF
+}
+
+// seq returns the sequence of one of Events and Views, which differ only in
+// how they read one event from the Decoder.
+func seq[T any](c *Client, ctx context.Context, req *http.Request, read func(*event.Decoder) (T, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		s := &stream[T]{
 			c:      c.withDefaults(),
 			req:    req,
 			lastID: req.Header.Get("Last-Event-ID"),
+			read:   read,
 		}
 		s.retry = s.c.Retry
 		if err := s.run(ctx, yield); err != nil {
-			yield(event.Event{}, err)
+			var zero T
+			yield(zero, err)
 		}
 	}
 }
@@ -153,13 +204,14 @@ func (c *Client) withDefaults() Client {
 	return cfg
 }
 
-// stream is the state of one range over Events.
-type stream struct {
+// stream is the state of one range over Events or Views.
+type stream[T any] struct {
 	c        Client
 	req      *http.Request
 	lastID   string
 	retry    time.Duration
-	failures int // failed attempts in a row
+	failures int                             // failed attempts in a row
+	read     func(*event.Decoder) (T, error) // the next event, or io.EOF
 }
 
 // errStop tells run's caller that yield returned false.
@@ -167,7 +219,7 @@ var errStop = errors.New("sseclient: stopped")
 
 // run connects and reconnects until the stream ends. It returns the error
 // to yield, or nil when there is none to give (yield returned false).
-func (s *stream) run(ctx context.Context, yield func(event.Event, error) bool) error {
+func (s *stream[T]) run(ctx context.Context, yield func(T, error) bool) error {
 	for attempt := 0; ; attempt++ {
 		reason := s.connect(ctx, attempt, yield)
 		if reason == errStop {
@@ -208,7 +260,7 @@ type finalError struct{ err error }
 func (e *finalError) Error() string { return e.err.Error() }
 
 // backoff returns the jittered wait after s.failures failed attempts.
-func (s *stream) backoff() time.Duration {
+func (s *stream[T]) backoff() time.Duration {
 	d := s.c.MinBackoff
 	for i := 1; i < s.failures && d < s.c.MaxBackoff; i++ {
 		d *= 2
@@ -237,7 +289,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // connect makes one attempt and reads its events. It returns why it ended:
 // errStop, a *finalError, or a reason to reconnect.
-func (s *stream) connect(ctx context.Context, attempt int, yield func(event.Event, error) bool) error {
+func (s *stream[T]) connect(ctx context.Context, attempt int, yield func(T, error) bool) error {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := newIdleTimer(s.c.ReadIdleTimeout, func() { cancel(ErrIdleTimeout) })
@@ -278,14 +330,18 @@ func (s *stream) connect(ctx context.Context, attempt int, yield func(event.Even
 	d.SetLastEventID(s.lastID)
 	d.SetRetry(s.retry)
 	for {
-		ev, err := d.Decode()
-		s.lastID, s.retry = d.LastEventID(), d.Retry()
-		switch {
-		case err == nil:
+		ev, err := s.read(d)
+		s.retry = d.Retry()
+		if err == nil {
 			if !yield(ev, nil) {
 				return errStop
 			}
 			continue
+		}
+		// The last event ID string is made only now, when the
+		// connection ended: Views allocates nothing per event.
+		s.lastID = d.LastEventID()
+		switch {
 		case errors.Is(err, event.ErrEventTooLarge):
 			return &finalError{tooLarge{s.c.MaxEventSize, err}}
 		case context.Cause(actx) == ErrIdleTimeout:
@@ -298,7 +354,7 @@ func (s *stream) connect(ctx context.Context, attempt int, yield func(event.Even
 }
 
 // request returns the request for one attempt.
-func (s *stream) request(ctx context.Context, attempt int) (*http.Request, error) {
+func (s *stream[T]) request(ctx context.Context, attempt int) (*http.Request, error) {
 	req := s.req.Clone(ctx)
 	if b := s.req.Body; b != nil && b != http.NoBody {
 		if s.req.GetBody != nil {

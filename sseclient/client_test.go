@@ -29,7 +29,7 @@ type fixture struct {
 }
 
 // The event package's spec vectors, served over TCP whole and one byte per
-// write (each flushed): the client sees what the decoder sees, sends the
+// write (each flushed), read with Events and with Views: the client sees what the decoder sees, sends the
 // last event ID back when it reconnects, and waits the retry the stream set.
 func TestSpecVectors(t *testing.T) {
 	t.Parallel()
@@ -54,8 +54,9 @@ func TestSpecVectors(t *testing.T) {
 		for _, e := range f.Events {
 			want = append(want, got{e.Type, e.Data, e.ID})
 		}
-		for _, bytewise := range []bool{false, true} {
-			name := strings.TrimSuffix(filepath.Base(path), ".txt") + fmt.Sprintf("/bytewise=%v", bytewise)
+		for _, tc := range []struct{ bytewise, views bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			bytewise := tc.bytewise
+			name := strings.TrimSuffix(filepath.Base(path), ".txt") + fmt.Sprintf("/bytewise=%v/views=%v", bytewise, tc.views)
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				var mu sync.Mutex
@@ -82,7 +83,11 @@ func TestSpecVectors(t *testing.T) {
 				var delays []time.Duration
 				c := &sseclient.Client{HTTPClient: hc, Retry: 5 * time.Millisecond,
 					OnRetry: func(_ error, d time.Duration) { delays = append(delays, d) }}
-				evs, err := collect(t, c, get(t, srv.URL), 10*time.Second)
+				collectf := collect
+				if tc.views {
+					collectf = collectViews
+				}
+				evs, err := collectf(t, c, get(t, srv.URL), 10*time.Second)
 				if !errors.Is(err, sseclient.ErrNoContent) {
 					t.Fatalf("got error %v, want ErrNoContent", err)
 				}

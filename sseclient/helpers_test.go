@@ -59,6 +59,22 @@ func collect(t testing.TB, c *sseclient.Client, req *http.Request, limit time.Du
 	return nil, nil
 }
 
+// collectViews is collect through Client.Views, each view copied at once.
+func collectViews(t testing.TB, c *sseclient.Client, req *http.Request, limit time.Duration) ([]got, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var evs []got
+	for v, err := range c.Views(ctx, req) {
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, gotFrom(t, v.Event()))
+	}
+	t.Fatal("the loop ended without an error")
+	return nil, nil
+}
+
 func get(t testing.TB, url string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
