@@ -29,9 +29,9 @@ import (
 // nothing is allocated, and an event whose data is one line is not even
 // copied. Decode is Scan followed by the copies.
 //
-// A Decoder reads its input into a buffer of its own (4 KiB; a line longer
-// than that is gathered in a second buffer that grows as needed), so it may
-// read past the last event it returns.
+// A Decoder reads its input into a buffer of its own (4 KiB; a line that
+// crosses the buffer's end is gathered in a second buffer, which grows as
+// needed), so it may read past the last event it returns.
 type Decoder struct {
 	// MaxEventSize, when positive, bounds the size of the event being read:
 	// the bytes of its data and type so far plus those of the line being
@@ -51,6 +51,7 @@ type Decoder struct {
 	bom    bool  // the start of the stream was checked for a BOM
 	skipLF bool  // the last line ended with CR, so a LF next is part of it
 
+	msg  []byte // "message"
 	line []byte // a line begun before buf was refilled
 	cr   int    // the index in buf of the next CR, d.w if none; < d.r if not known
 
@@ -112,7 +113,12 @@ const decodeBufSize = 4096
 
 // NewDecoder returns a Decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{rd: r, buf: make([]byte, decodeBufSize), cr: -1}
+	// One allocation holds the buffer and the type of unnamed events,
+	// each Decoder's own, so that a View modified against its rules
+	// spoils no other Decoder.
+	b := make([]byte, decodeBufSize+len("message"))
+	copy(b[decodeBufSize:], "message")
+	return &Decoder{rd: r, buf: b[:decodeBufSize:decodeBufSize], msg: b[decodeBufSize:], cr: -1}
 }
 
 // Scan advances to the next event a client would dispatch, which [Decoder.View]
@@ -140,17 +146,12 @@ func (d *Decoder) View() View {
 	if !d.vOK {
 		return View{}
 	}
-	typ := messageType
+	typ := d.msg
 	if d.vNamed {
 		typ = d.typ
 	}
 	return View{Type: typ, Data: d.vData, ID: d.lastIDb, Retry: d.vRetry}
 }
-
-// messageType is the type of an event the stream named none. View's doc
-// says its slices are not to be modified; capping the slice at its length
-// keeps an append from writing to it.
-var messageType = []byte("message")[:7:7]
 
 // Decode returns the next event a client would dispatch, as that client would
 // see it: Type is "message" when the stream named none, Data is a string, ID

@@ -762,7 +762,7 @@ func TestScanAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(500, func() {
 		if !d.Scan() {
 			r.Reset(stream)
-			d.Scan() // a Decoder that ended stays ended, so reset its reader and go on
+			d.Scan() // at the end, the reader is rewound and Scan reads on
 		}
 	})
 	if allocs != 0 {

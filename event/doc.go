@@ -17,7 +17,10 @@
 // [Event.AppendTo] encodes one event, validating every field so that no value
 // can inject another field or event. [Decoder] parses a stream exactly as the
 // WHATWG HTML standard's "server-sent events" section tells a browser to, so
-// tests can see what an EventSource would see.
+// tests can see what an EventSource would see. [Decoder.Decode] returns each
+// event as an [Event] of strings; [Decoder.Scan] and [Decoder.View], in the
+// manner of bufio.Scanner, lend its bytes until the next call and allocate
+// nothing, for programs that parse the data and keep little of it.
 //
 // The package knows nothing of HTTP; see the echosse package for streaming
 // events to Echo clients.

@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -121,4 +122,32 @@ func ExampleDecoder() {
 	// type=message id=1 data="line one\nline two"
 	// type=close id=1 data=""
 	// reconnect after 5s with Last-Event-ID 1
+}
+
+// Scan reads events without copying them: the View lends the Decoder's
+// bytes until the next Scan, so a program that parses the data (here as
+// JSON) allocates nothing for the event itself.
+func ExampleDecoder_Scan() {
+	stream := "event: price\nid: 1\ndata: {\"symbol\":\"ECHO\",\"price\":17.5}\n\n" +
+		": heartbeat\n\n" +
+		"data: {\"symbol\":\"ECHO\",\"price\":17.25}\n\n"
+	d := event.NewDecoder(strings.NewReader(stream))
+	for d.Scan() {
+		v := d.View()
+		var q struct {
+			Symbol string
+			Price  float64
+		}
+		if err := json.Unmarshal(v.Data, &q); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("type=%s id=%s %s at %.2f\n", v.Type, v.ID, q.Symbol, q.Price)
+	}
+	if err := d.Err(); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// type=price id=1 ECHO at 17.50
+	// type=message id=1 ECHO at 17.25
 }

@@ -342,7 +342,6 @@ func (s *stream[T]) connect(ctx context.Context, attempt int, yield func(T, erro
 	var ev T
 	for {
 		err := s.read(d, &ev)
-		s.retry = d.Retry()
 		if err == nil {
 			if !yield(ev, nil) {
 				return errStop
@@ -350,8 +349,9 @@ func (s *stream[T]) connect(ctx context.Context, attempt int, yield func(T, erro
 			continue
 		}
 		// The last event ID string is made only now, when the
-		// connection ended: Views allocates nothing per event.
-		s.lastID = d.LastEventID()
+		// connection ended (Views allocates nothing per event), and
+		// the reconnection time read.
+		s.lastID, s.retry = d.LastEventID(), d.Retry()
 		switch {
 		case errors.Is(err, event.ErrEventTooLarge):
 			return &finalError{tooLarge{s.c.MaxEventSize, err}}

@@ -14,6 +14,12 @@
 //		fmt.Println(ev.Type, ev.Data)
 //	}
 //
+// [Client.Views] is the same loop for programs that parse each event's data
+// and keep little: it lends each event as an [event.View] of bytes, valid
+// until the next iteration, and allocates nothing for it (string(v.Data)
+// is the one allocation for data kept). Events costs two allocations per
+// event: its Data string and the interface holding it.
+//
 // Events are decoded by [event.Decoder], exactly as the WHATWG HTML standard
 // tells a browser to: an event arrives once its empty line has, never in
 // part.

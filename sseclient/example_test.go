@@ -2,6 +2,7 @@ package sseclient_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,4 +57,43 @@ func ExampleClient_Events() {
 	// price id="2" data="{\"ECHO\":17.5}"
 	// close id="2" data=""
 	// ended: sseclient: server answered 204 No Content true
+}
+
+// Views lends each event's bytes until the next iteration: parse them
+// there, or copy what you keep (string(v.Data) is one allocation).
+func ExampleClient_Views() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Last-Event-ID") != "" {
+			w.WriteHeader(http.StatusNoContent) // nothing after it: stop
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 1\ndata: {\"price\":17.5}\n\nid: 2\ndata: {\"price\":17.25}\n\n")
+	}))
+	defer srv.Close()
+
+	c := &sseclient.Client{HTTPClient: srv.Client(), Retry: 10 * time.Millisecond}
+	req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if err != nil {
+		panic(err)
+	}
+	var kept []string
+	for v, err := range c.Views(context.Background(), req) {
+		if err != nil {
+			fmt.Println("ended:", errors.Is(err, sseclient.ErrNoContent))
+			break
+		}
+		var q struct{ Price float64 }
+		if err := json.Unmarshal(v.Data, &q); err != nil { // no copy of the data
+			panic(err)
+		}
+		fmt.Printf("id=%s price=%.2f\n", v.ID, q.Price)
+		kept = append(kept, string(v.Data)) // a copy, to keep
+	}
+	fmt.Println(kept)
+	// Output:
+	// id=1 price=17.50
+	// id=2 price=17.25
+	// ended: true
+	// [{"price":17.5} {"price":17.25}]
 }
