@@ -106,6 +106,12 @@ func (h *hub) serve(c *echo.Context, next echo.HandlerFunc) (err error) {
 		}
 		return err
 	}
+	if pe := (*middleware.PanicStackError)(nil); errors.As(err, &pe) {
+		// Echo's Recover, inside this middleware, recovered a panic of
+		// the handler and returned it: the stream ends as it would
+		// with Recover outside, and the error goes on unchanged.
+		door.Panicked(s)
+	}
 	return door.Finish(s, err)
 }
 
