@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	// ErrRecovered is wrapped by the error Config.ErrorHandler is given
+	// ErrRecovered is wrapped by the notice Config.NoticeHandler is given
 	// when the backend reads the log again after failures: a notice that
 	// delivery has resumed from the last message delivered, not a failure.
 	ErrRecovered = errors.New("redisbroker: reading the log again")

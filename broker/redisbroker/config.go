@@ -82,15 +82,24 @@ type Config struct {
 	MaxBackoff time.Duration
 
 	// ErrorHandler is told when reading the log fails (every attempt, with
-	// the number of failures so far), when it works again (an error
-	// wrapping [ErrRecovered]: a notice, not a failure), and when messages
-	// could not be delivered (an error wrapping [ErrLost]). It runs on the
-	// log reader's goroutine: it must not block. A handler that logs by
-	// level should do as the default does and tell the notice apart with
-	// errors.Is(err, ErrRecovered).
-	// Optional. Default value: log with log/slog's default logger, the
-	// notice at level Info and the errors at level Error.
+	// the number of failures so far), when it works again unless
+	// NoticeHandler is set (an error wrapping [ErrRecovered]: a notice, not
+	// a failure), and when messages could not be delivered (an error
+	// wrapping [ErrLost]). It runs on the log reader's goroutine: it must
+	// not block.
+	// Optional. Default value: log with log/slog's default logger at level
+	// Error (a notice it is given, at level Info).
 	ErrorHandler func(err error)
+
+	// NoticeHandler is told when reading the log works again after
+	// failures: an error wrapping [ErrRecovered], saying how many attempts
+	// failed, for how long, and the Seq delivery resumes from. It is a
+	// notice, not a failure. It runs on the log reader's goroutine: it
+	// must not block.
+	// Optional. Default value: ErrorHandler when that is set (so an
+	// ErrorHandler that looks for ErrRecovered still sees it), otherwise
+	// log the notice with log/slog at level info.
+	NoticeHandler func(notice error)
 }
 
 // DefaultConfig is the default configuration of a [Backend].
@@ -116,6 +125,8 @@ func logError(err error) {
 	}
 	slog.Error("redisbroker: error", "error", err.Error())
 }
+
+func logNotice(notice error) { slog.Info(notice.Error()) }
 
 // Upper bounds of the Config fields that are durations. An age is
 // subtracted from the Redis server's clock, in microseconds since 1970, to
@@ -173,6 +184,12 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.MaxBackoff == 0 {
 		config.MaxBackoff = max(d.MaxBackoff, config.MinBackoff)
+	}
+	if config.NoticeHandler == nil {
+		config.NoticeHandler = config.ErrorHandler
+	}
+	if config.NoticeHandler == nil {
+		config.NoticeHandler = logNotice
 	}
 	if config.ErrorHandler == nil {
 		config.ErrorHandler = d.ErrorHandler

@@ -73,10 +73,10 @@
 // and resumes from the last message it delivered, so subscribers receive
 // everything Redis accepted, in order; if the log was trimmed past that
 // point meanwhile (other processes kept publishing), it reads the missing
-// messages from the topics' histories. Each failure, the recovery, and
-// anything Redis no longer had (which also ends the subscriptions, as below)
-// are told to Config.ErrorHandler and counted
-// in [Backend.Stats]. For nothing accepted to survive a restart of Redis
+// messages from the topics' histories. Each failure and anything Redis no
+// longer had (which also ends the subscriptions, as below) are told to
+// Config.ErrorHandler, the recovery to Config.NoticeHandler (by default
+// logged at level info), and all are counted in [Backend.Stats]. For nothing accepted to survive a restart of Redis
 // itself, run Redis with an append-only file (appendonly yes, appendfsync
 // always or everysec).
 //

@@ -74,10 +74,11 @@ type instance struct {
 	srv     *httptest.Server
 	client  *http.Client
 	errs    *errorLog
+	notices *errorLog // what the backend tells its NoticeHandler
 }
 
 // newInstance starts an instance on the Redis client talks to, with cfg
-// (whose ErrorHandler is replaced by a recording one).
+// (whose ErrorHandler and NoticeHandler are replaced by recording ones).
 func newInstance(t testing.TB, client redis.UniversalClient, cfg Config) *instance {
 	t.Helper()
 	return newInstanceWith(t, client, cfg, func(b *Backend) broker.Backend { return b })
@@ -86,8 +87,8 @@ func newInstance(t testing.TB, client redis.UniversalClient, cfg Config) *instan
 // newInstanceWith is newInstance with the broker's backend wrapped.
 func newInstanceWith(t testing.TB, client redis.UniversalClient, cfg Config, wrap func(*Backend) broker.Backend) *instance {
 	t.Helper()
-	errs := &errorLog{}
-	cfg.ErrorHandler = errs.handle
+	errs, notices := &errorLog{}, &errorLog{}
+	cfg.ErrorHandler, cfg.NoticeHandler = errs.handle, notices.handle
 	backend, err := New(client, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func newInstanceWith(t testing.TB, client redis.UniversalClient, cfg Config, wra
 		t.Fatal(err)
 	}
 	in := serve(t, b)
-	in.backend, in.errs = backend, errs
+	in.backend, in.errs, in.notices = backend, errs, notices
 	return in
 }
 

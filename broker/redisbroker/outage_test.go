@@ -92,13 +92,16 @@ func TestRedisRestartMidStream(t *testing.T) {
 	}
 	eventually(t, "A to report the recovery", func() bool {
 		st := a.backend.Stats()
-		return st.Connected && st.Reconnects >= 1 && a.errs.count(ErrRecovered) >= 1
+		return st.Connected && st.Reconnects >= 1 && a.notices.count(ErrRecovered) >= 1
 	})
 	st := a.backend.Stats()
 	if st.Lost != 0 || st.Delivered != 100 {
 		t.Fatalf("A's stats %+v: want 100 delivered, none lost", st)
 	}
-	failures := a.errs.count(nil) - a.errs.count(ErrRecovered)
+	if n := a.errs.count(ErrRecovered); n != 0 {
+		t.Fatalf("ErrorHandler was told %d recovery notices, want them told to NoticeHandler alone", n)
+	}
+	failures := a.errs.count(nil)
 	if uint64(failures) != st.ReadErrors {
 		t.Fatalf("%d failures told, %d counted", failures, st.ReadErrors)
 	}

@@ -110,7 +110,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 				if failures > 0 {
 					b.reconnects.Add(1)
 					b.down.Store(false)
-					b.cfg.ErrorHandler(fmt.Errorf("%w after %d failed attempts in %v; delivering from Seq %d on",
+					b.cfg.NoticeHandler(fmt.Errorf("%w after %d failed attempts in %v; delivering from Seq %d on",
 						ErrRecovered, failures, time.Since(since).Round(time.Millisecond), last))
 					failures = 0
 				}
