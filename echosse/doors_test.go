@@ -1,7 +1,11 @@
 package echosse_test
 
 import (
+	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -62,3 +66,32 @@ var door = doortest.Door{
 }
 
 func TestDoor(t *testing.T) { doortest.Run(t, door) }
+
+func TestDoorTakeover(t *testing.T) { doortest.RunTakeover(t, door) }
+
+// TestTakeoverHandlerError: a handler that returns an error after a stream
+// took its connection over leaves Echo's error handler nothing to write.
+func TestTakeoverHandlerError(t *testing.T) {
+	e := echo.New()
+	e.Use(echosse.Middleware(echosse.Config{Takeover: true, ErrorHandler: func(echo.Context, error) {}}))
+	e.GET("/", func(c echo.Context) error {
+		if _, err := echosse.Open(c); err != nil {
+			return err
+		}
+		if !c.Response().Committed || c.Response().Status != http.StatusOK {
+			t.Errorf("Committed %v, Status %d after a takeover", c.Response().Committed, c.Response().Status)
+		}
+		return errors.New("boom")
+	})
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	res, err := ts.Client().Get(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !res.Close || strings.Contains(string(b), "Internal") {
+		t.Fatalf("status %d, Close %v, body %q", res.StatusCode, res.Close, b)
+	}
+}

@@ -73,6 +73,12 @@ func Open(c echo.Context) (*Stream, error) {
 		return nil, echo.NewHTTPError(door.Status(err), err.Error()).WithInternal(err)
 	}
 	c.SetRequest(o.Request)
+	if !res.Committed {
+		// The stream took the connection over (Config.Takeover) and
+		// wrote the status line itself: Echo's error handler and
+		// loggers must see the response as sent.
+		res.Committed, res.Status = true, http.StatusOK
+	}
 	// From here on the middleware waits for the stream to end.
 	c.Set(streamKey, s)
 	return s.(*Stream), nil

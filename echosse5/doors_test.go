@@ -62,6 +62,8 @@ var door = doortest.Door{
 
 func TestDoor(t *testing.T) { doortest.Run(t, door) }
 
+func TestDoorTakeover(t *testing.T) { doortest.RunTakeover(t, door) }
+
 // TestDoorAdapter checks the adapter itself while the suite's cases are
 // elsewhere: a stream opens through Serve, behind Gzip, and its handle's
 // events arrive.

@@ -88,6 +88,12 @@ func Open(c *echo.Context) (*Stream, error) {
 		return nil, httpError(door.Status(err), err.Error(), err)
 	}
 	c.SetRequest(o.Request)
+	if r, err := echo.UnwrapResponse(c.Response()); err == nil && !r.Committed {
+		// The stream took the connection over (Config.Takeover) and
+		// wrote the status line itself: Echo's error handler and
+		// loggers must see the response as sent.
+		r.Committed, r.Status = true, http.StatusOK
+	}
 	// From here on the middleware waits for the stream to end.
 	c.Set(streamKey, s)
 	return s.(*Stream), nil

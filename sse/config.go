@@ -115,6 +115,23 @@ type Config struct {
 	// Optional. Default value false.
 	Compress bool
 
+	// Takeover, over HTTP/1.x, takes the connection away from net/http
+	// once the stream has opened (http.ResponseController's Hijack): the
+	// stream writes the status line and headers itself, then its events
+	// straight to the connection, and the response is delimited by the
+	// connection's close (Connection: close, no chunked framing), which
+	// every HTTP/1 client, curl and browsers included, reads to the end.
+	// net/http's read and write buffers and its background reader go
+	// away; a goroutine of the stream's own, blocked in a one-byte read,
+	// learns that the client left. Over HTTP/2, for HEAD requests and
+	// behind a middleware that wraps the writer (Echo's Gzip), the stream
+	// stays on net/http's path by itself. http.Server.Shutdown no longer
+	// waits for a taken-over stream, which still ends with the close
+	// event; a logger or metrics middleware sees the request end when the
+	// stream ends, as without Takeover, with status 200.
+	// Optional. Default value false.
+	Takeover bool
+
 	// CompressIdle is how long a compressed stream keeps the compressor it
 	// used last after its last event, unless another stream needs it. A
 	// stream that gets events more often usually finds it untouched; the

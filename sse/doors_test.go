@@ -53,3 +53,5 @@ var door = doortest.Door{
 }
 
 func TestDoor(t *testing.T) { doortest.Run(t, door) }
+
+func TestDoorTakeover(t *testing.T) { doortest.RunTakeover(t, door) }

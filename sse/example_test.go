@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 
@@ -127,4 +128,37 @@ func ExampleCounters() {
 	// Output:
 	// opened: 1 open: 0 events: 2 bytes: 46
 	// ended closed: 1
+}
+
+// ExampleConfig_takeover serves streams that leave net/http once they have
+// opened: over HTTP/1 each takes its connection over and writes to it
+// directly, with the response delimited by the connection's close. Over
+// HTTP/2, or behind a middleware that wraps the writer, streams stay on
+// net/http's path.
+func ExampleConfig_takeover() {
+	streams, err := sse.New(sse.Config{Takeover: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ts := httptest.NewServer(streams.Handler(func(s *sse.Stream, r *http.Request) error {
+		s.C <- event.Event{Data: "hello"}
+		close(s.C)
+		return nil
+	}))
+	defer ts.Close()
+
+	res, err := http.Get(ts.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	fmt.Println(res.Close, res.TransferEncoding == nil) // delimited by the close, not chunked
+	fmt.Print(string(body))
+	// Output:
+	// true true
+	// data: hello
+	//
+	// event: close
+	// data:
 }

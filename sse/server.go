@@ -232,7 +232,9 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		out.Header()["Content-Encoding"] = gzipEncoding
 		out.Header().Add("Vary", "Accept-Encoding")
 	}
-	out.WriteHeader(http.StatusOK)
+	if !srv.cfg.Takeover || !canTakeOver(w, r) || !s.takeOver(out) {
+		out.WriteHeader(http.StatusOK)
+	}
 	if err := s.writeControl(srv.openFrame); err != nil {
 		s.finish(err)
 		return nil, err

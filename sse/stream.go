@@ -7,6 +7,7 @@ package sse
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,8 @@ type Stream struct {
 	opened  time.Duration  // when Open opened it, since epoch
 	wrote   time.Duration  // when the last write began, since epoch
 	counts  streamCounts   // what it wrote, for Stats
+	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
+	watched chan struct{}  // closed when the taken-over connection's watcher has stopped
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -299,7 +302,8 @@ func (s *Stream) finish(reason error) {
 	}
 	// Let net/http end the response without the last write deadline.
 	s.disarmStall()
-	_ = s.rc.SetWriteDeadline(time.Time{})
+	s.setWriteDeadline(time.Time{})
+	s.closeConn()
 	s.untrack()
 	s.srv.clients.Add(-1)
 	s.cancel(reasonOf(reason, EndClientGone), reason)

@@ -69,7 +69,7 @@ func (s *Stream) deadline() {
 		return
 	}
 	s.due = now.Add(wt)
-	_ = s.rc.SetWriteDeadline(s.due)
+	s.setWriteDeadline(s.due)
 	if s.h2 {
 		s.armStall()
 	}
@@ -78,7 +78,7 @@ func (s *Stream) deadline() {
 // flush flushes what was written, n bytes of event stream, within the
 // deadline its write set, counts them, and restarts the heartbeat wait.
 func (s *Stream) flush(n int) error {
-	err := s.rc.Flush()
+	err := s.flushOut()
 	s.timeFlush()
 	if err == nil && s.reqCtx.Err() != nil {
 		// A compression middleware's Flush (Echo's Gzip, gzhttp) drops
@@ -100,7 +100,7 @@ func (s *Stream) flush(n int) error {
 		// so that an idle stream lives. Over HTTP/1 it only bounds
 		// writes, and the next write sets a new one.
 		s.disarmStall()
-		_ = s.rc.SetWriteDeadline(time.Time{})
+		s.setWriteDeadline(time.Time{})
 		s.due = time.Time{}
 	}
 	switch {
@@ -157,7 +157,7 @@ func (s *Stream) endGzip(reason error) {
 		return
 	}
 	s.deadline()
-	if s.gz.close() == nil && s.rc.Flush() == nil {
+	if s.gz.close() == nil && s.flushOut() == nil {
 		s.gz.written.Add(s.gz.pending)
 	}
 }

@@ -90,6 +90,21 @@ func Run(t *testing.T, d Door) {
 
 // cases are the suite's tests, one per behaviour, each in the file of its
 // concept.
+// RunTakeover runs the suite on d with Config.Takeover on in every case,
+// as the subtest d.Name + "/takeover": over HTTP/1 the streams take their
+// connections over, and the cases that put a wrapping middleware in front
+// or speak HTTP/2 check that those streams stay on net/http's path.
+func RunTakeover(t *testing.T, d Door) {
+	t.Helper()
+	serve := d.Serve
+	d.Name += "/takeover"
+	d.Serve = func(t testing.TB, cfg Config, handle Handle) http.Handler {
+		cfg.Takeover = true
+		return serve(t, cfg, handle)
+	}
+	Run(t, d)
+}
+
 var cases = []struct {
 	name string
 	run  func(t *testing.T, d Door)
