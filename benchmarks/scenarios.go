@@ -133,8 +133,8 @@ func variants(gz bool, names ...string) []variant {
 }
 
 var (
-	allStreamServers = []string{"raw", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
-	allHubServers    = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
+	allStreamServers = []string{"raw", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp", "echosse-takeover"}
+	allHubServers    = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp", "echosse-takeover"}
 	// C2 leaves out raw flushing after every event: it cannot keep up
 	// with C1 already, and C2 is the longest scenario. It leaves out the
 	// other doors too: they share the broker with echosse, which C1

@@ -57,23 +57,24 @@ type counterer interface {
 // broadcast hub flushing only when a subscriber's queue is empty; for
 // /stream it is raw.
 var builders = map[string]func(cfg serverConfig) (http.Handler, server, error){
-	"raw":             func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, false) },
-	"raw-coalesce":    func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, true) },
-	"echo-cookbook":   newCookbook,
-	"r3labs":          newR3labs,
-	"gosse":           newGoSSE,
-	"echosse":         newEchoSSE,
-	"echosse5":        newEchoSSE5,
-	"echosse-nethttp": newNetHTTPSSE,
+	"raw":              func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, false) },
+	"raw-coalesce":     func(cfg serverConfig) (http.Handler, server, error) { return newRaw(cfg, true) },
+	"echo-cookbook":    newCookbook,
+	"r3labs":           newR3labs,
+	"gosse":            newGoSSE,
+	"echosse":          newEchoSSE,
+	"echosse5":         newEchoSSE5,
+	"echosse-nethttp":  newNetHTTPSSE,
+	"echosse-takeover": newEchoSSETakeover,
 }
 
 // serverNames lists the servers in the order the tables show them.
-var serverNames = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp"}
+var serverNames = []string{"raw", "raw-coalesce", "echo-cookbook", "r3labs", "gosse", "echosse", "echosse5", "echosse-nethttp", "echosse-takeover"}
 
 // doors are echosse's other front doors (Echo v5, net/http), compared
 // with the Echo v4 door, echosse, and with the reference: neither a peer
 // nor the row the budget's ratios are computed for.
-var doors = []string{"echosse5", "echosse-nethttp"}
+var doors = []string{"echosse5", "echosse-nethttp", "echosse-takeover"}
 
 // peers are the servers echosse is compared against; raw is the limit, not
 // a peer.

@@ -53,7 +53,15 @@ func newStreamHub() (*streamHub, error) {
 	return s, nil
 }
 
-func newEchoSSE(cfg serverConfig) (http.Handler, server, error) {
+func newEchoSSE(cfg serverConfig) (http.Handler, server, error) { return newEchoSSEMode(cfg, false) }
+
+// newEchoSSETakeover is echosse with Config.Takeover on: over HTTP/1 each
+// stream takes its connection over from net/http.
+func newEchoSSETakeover(cfg serverConfig) (http.Handler, server, error) {
+	return newEchoSSEMode(cfg, true)
+}
+
+func newEchoSSEMode(cfg serverConfig, takeover bool) (http.Handler, server, error) {
 	hub, err := newStreamHub()
 	if err != nil {
 		return nil, nil, err
@@ -63,6 +71,7 @@ func newEchoSSE(cfg serverConfig) (http.Handler, server, error) {
 		MaxClients: maxClients,
 		BufferSize: cfg.BufferSize,
 		Compress:   cfg.Gzip && cfg.Compress,
+		Takeover:   takeover,
 	}.ToMiddleware()
 	if err != nil {
 		return nil, nil, err
