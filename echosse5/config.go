@@ -89,7 +89,7 @@ type Config struct {
 	// stream writes the status line and headers itself, then its events
 	// straight to the connection, and the response is delimited by the
 	// connection's close (Connection: close, no chunked framing), which
-	// every HTTP/1 client, curl and browsers included, reads to the end.
+	// HTTP/1.1 permits for a response only the server ends.
 	// net/http's read and write buffers and its background reader go
 	// away; a goroutine of the stream's own, blocked in a one-byte read,
 	// learns that the client left. Over HTTP/2, for HEAD requests and

@@ -194,3 +194,27 @@ func TestTakeoverTLS(t *testing.T) {
 		t.Fatalf("body %q, %v; want %q", b, err, takeoverBody)
 	}
 }
+
+// TestTakeoverLastEventID: a taken-over stream still has the Last-Event-ID
+// its client sent.
+func TestTakeoverLastEventID(t *testing.T) {
+	ts := httptest.NewServer(takeoverServer(t).Handler(func(s *sse.Stream, r *http.Request) error {
+		s.C <- event.Event{Data: "after " + s.LastEventID()}
+		close(s.C)
+		return nil
+	}))
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL, nil)
+	req.Header.Set("Last-Event-ID", "7")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if want := "data: after 7\n\nevent: close\ndata:\n\n"; err != nil || string(b) != want || !res.Close {
+		t.Fatalf("body %q, %v, Close %v; want %q over a taken-over connection", b, err, res.Close, want)
+	}
+}
