@@ -127,7 +127,8 @@ type Config struct {
 	// behind a middleware that wraps the writer (Echo's Gzip), the stream
 	// stays on net/http's path by itself. http.Server.Shutdown no longer
 	// waits for a taken-over stream, which still ends with the close
-	// event; a logger or metrics middleware sees the request end when the
+	// event, promptly, but may not have written it when Shutdown returns:
+	// a program that exits right after Shutdown can cut it off. A logger or metrics middleware sees the request end when the
 	// stream ends, as without Takeover, with status 200.
 	// Optional. Default value false.
 	Takeover bool

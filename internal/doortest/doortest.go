@@ -88,8 +88,6 @@ func Run(t *testing.T, d Door) {
 	})
 }
 
-// cases are the suite's tests, one per behaviour, each in the file of its
-// concept.
 // RunTakeover runs the suite on d with Config.Takeover on in every case,
 // as the subtest d.Name + "/takeover": over HTTP/1 the streams take their
 // connections over, and the cases that put a wrapping middleware in front
@@ -105,6 +103,8 @@ func RunTakeover(t *testing.T, d Door) {
 	Run(t, d)
 }
 
+// cases are the suite's tests, one per behaviour, each in the file of its
+// concept.
 var cases = []struct {
 	name string
 	run  func(t *testing.T, d Door)

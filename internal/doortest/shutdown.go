@@ -6,6 +6,7 @@ package doortest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,16 @@ func testShutdown(t *testing.T, d Door) {
 	if err := r.srv.Config.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown after %v: %v", time.Since(start), err)
 	}
-	if st := counters.Stats(); st.Open != 0 || st.Ended[sse.EndShutdown] != clients {
+	st := counters.Stats()
+	if strings.HasSuffix(d.Name, "/takeover") {
+		// http.Server.Shutdown does not track a connection taken over:
+		// it may return before such streams have written their last
+		// frame (Config.Takeover says so). They write it promptly.
+		for deadline := time.Now().Add(waitLimit); st.Open != 0 && time.Now().Before(deadline); st = counters.Stats() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if st.Open != 0 || st.Ended[sse.EndShutdown] != clients {
 		t.Errorf("when Shutdown returned, %d streams were open and %d of %d had ended with the shutdown frame", st.Open, st.Ended[sse.EndShutdown], clients)
 	}
 	for _, dec := range decs {
