@@ -49,7 +49,9 @@ type Backend interface {
 	// it from now on, by this process or any other: one call at a time, in
 	// Seq order, each message once. It returns the Seq of the last message
 	// published before delivery starts (any value less than every Seq to
-	// come if there is none).
+	// come if there is none). An [Interested] backend delivers the
+	// messages of the topics its broker watches only: the Seqs delivered
+	// then have gaps.
 	Start(deliver func(Message)) (last uint64, err error)
 
 	// Publish stores ev as the next message of topic and returns it. When

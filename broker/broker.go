@@ -50,6 +50,13 @@ type Broker struct {
 	report   chan struct{}
 
 	removeSteps int // memberships taken out of topics, for tests; b.mu
+
+	// With an Interested backend: the topics it watches, each with when it
+	// was watched or last had no subscriber left (b.mu); imu makes one
+	// Watch or sweep at a time, and is taken before b.mu.
+	interested Interested
+	imu        sync.Mutex
+	watched    map[string]time.Time
 }
 
 // topic is the set of streams subscribed to one topic.
@@ -198,6 +205,10 @@ func New(cfg Config) (*Broker, error) {
 	if n, ok := b.backend.(LossNotifier); ok {
 		n.NotifyLoss(b.lose)
 	}
+	if in, ok := b.backend.(Interested); ok {
+		b.interested = in
+		b.watched = make(map[string]time.Time)
+	}
 	if b.last, err = b.backend.Start(b.deliver); err != nil {
 		return nil, fmt.Errorf("broker: starting the backend: %w", err)
 	}
@@ -220,6 +231,12 @@ func (b *Broker) janitor(every time.Duration) {
 	defer cancel()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var sweepC <-chan time.Time
+	if b.interested != nil {
+		sweep := time.NewTicker(max(b.cfg.interestLinger/4, time.Millisecond))
+		defer sweep.Stop()
+		sweepC = sweep.C
+	}
 	var drain *time.Ticker // runs while some stream overflows
 	var drainC <-chan time.Time
 	defer func() {
@@ -233,6 +250,8 @@ func (b *Broker) janitor(every time.Duration) {
 			if err := b.backend.Trim(ctx); err != nil {
 				b.cfg.ErrorHandler(fmt.Errorf("broker: trimming the history: %w", err))
 			}
+		case <-sweepC:
+			b.sweepInterest(b.interested)
 		case <-b.report:
 			b.mu.Lock()
 			problems := b.problems
@@ -536,17 +555,36 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 			return fmt.Errorf("broker: replay: %w", err)
 		}
 	}
+	if b.interested != nil {
+		// The topics must be watched before upTo is read: Watch raises
+		// b.last to where delivery of the new topics is certain, and the
+		// replay covers everything up to it.
+		// imu is held until the stream is registered, so that no sweep
+		// unwatches its topics meanwhile.
+		b.imu.Lock()
+		if err := b.watch(ctx, b.interested, topics); err != nil {
+			b.imu.Unlock()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 	b.mu.Lock()
+	var refuse error
 	switch {
 	case b.closed.Load():
-		b.mu.Unlock()
-		return ErrClosed
+		refuse = ErrClosed
 	case ctx.Err() != nil:
-		b.mu.Unlock()
-		return nil
 	case b.subs[c] != nil:
+		refuse = ErrSubscribed
+	}
+	if refuse != nil || ctx.Err() != nil {
 		b.mu.Unlock()
-		return ErrSubscribed
+		if b.interested != nil {
+			b.imu.Unlock()
+		}
+		return refuse
 	}
 	upTo := b.last
 	b.add(s, topics, catching)
@@ -554,6 +592,9 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	// when it comes.
 	s.stop = afterFunc(st, ctx, func() { b.removeLater(s) })
 	b.mu.Unlock()
+	if b.interested != nil {
+		b.imu.Unlock()
+	}
 	if !catching {
 		return nil
 	}
@@ -797,6 +838,9 @@ func (b *Broker) leave(s *sub, n int) bool {
 		t.subs = t.subs[:last]
 		if last == 0 {
 			delete(b.topics, t.name)
+			if _, ok := b.watched[t.name]; ok {
+				b.watched[t.name] = b.cfg.timeNow() // idle from now: see sweepInterest
+			}
 		}
 	}
 	if len(s.in) > 0 {

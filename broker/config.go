@@ -77,6 +77,10 @@ type Config struct {
 
 	// timeNow is the clock of the in-memory history; tests replace it.
 	timeNow func() time.Time
+
+	// interestLinger is how long a topic stays watched after its last
+	// subscriber left (see Interested); tests shorten it.
+	interestLinger time.Duration
 }
 
 // SlowClientPolicy says what [Broker.Publish] does with a subscriber whose
@@ -163,6 +167,9 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.timeNow == nil {
 		config.timeNow = time.Now
+	}
+	if config.interestLinger <= 0 {
+		config.interestLinger = defaultInterestLinger
 	}
 	return config, nil
 }

@@ -47,5 +47,7 @@
 //
 // The history lives in memory by default. A [Backend] stores it elsewhere
 // (Redis Streams, say) so that several processes share topics; handlers and
-// publishers do not change.
+// publishers do not change. A distributed backend that is [Interested] is
+// told which topics this process has subscribers for, and delivers only
+// their events: a process's cost then follows its own streams.
 package broker

@@ -120,6 +120,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ExactlyOnceAcrossInstances", r.exactlyOnceAcrossInstances)
 	t.Run("ReplayAfterID", r.replayAfterID)
 	t.Run("ReplayOnAnotherInstance", r.replayOnAnotherInstance)
+	t.Run("NewTopicHandover", r.newTopicHandover)
 	t.Run("GapTrimmedBySize", r.gapTrimmedBySize)
 	t.Run("GapTrimmedByAge", r.gapTrimmedByAge)
 	t.Run("GapUnknownID", r.gapUnknownID)

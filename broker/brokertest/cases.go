@@ -360,3 +360,81 @@ func (r *runner) concurrent(t *testing.T) {
 		t.Fatal("publishers or subscribers still running 20 s after Close")
 	}
 }
+
+// Topics no stream of a broker is subscribed to, published on all along
+// (through another broker when the backend is shared): a stream that
+// subscribes to one on that broker with the ID of one of its events
+// receives every event after it once, in order, then every live one; a
+// stream with no ID receives, once each and in order, every event from
+// some point before its ready event on. A backend that delivers only the
+// topics its broker watches ([broker.Interested]) starts delivering each
+// of them here, while it is published on.
+func (r *runner) newTopicHandover(t *testing.T) {
+	scope := r.scope(t)
+	sub := r.start(t, Options{Scope: scope})
+	pub := sub
+	if r.h.Shared {
+		pub = r.start(t, Options{Scope: scope})
+	}
+	type published struct{ data, id string }
+	for k := range 4 {
+		topic := fmt.Sprintf("new-%d", k)
+		var mu sync.Mutex
+		var list []published
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(list) }
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data := fmt.Sprintf("%s-%04d", topic, i)
+				id, err := pub.b.Publish(context.Background(), topic, event.Event{Type: topic, Data: data})
+				if err != nil {
+					t.Errorf("Publish: %v", err)
+					return
+				}
+				mu.Lock()
+				list = append(list, published{data, id})
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+		})
+		stopPublishing := sync.OnceFunc(func() { close(stop); wg.Wait() })
+		t.Cleanup(stopPublishing) // if the case fails before it stops them
+		eventually(t, 10*time.Second, "10 events published", func() bool { return count() >= 10 })
+		mu.Lock()
+		from := list[4]
+		mu.Unlock()
+		resumed := sub.subscribe(t, from.id, topic)
+		fresh := sub.subscribe(t, "", topic)
+		if resumed.Gap() != "" {
+			t.Fatalf("%s: resuming after %s: gap %s", topic, from.id, resumed.Gap())
+		}
+		n := count()
+		eventually(t, 10*time.Second, "20 more events published", func() bool { return count() >= n+20 })
+		stopPublishing()
+		var want []string
+		for _, p := range list[5:] {
+			want = append(want, p.data)
+		}
+		if got := datas(resumed.waitN(len(want), 10*time.Second)); !slices.Equal(got, want) {
+			t.Errorf("%s: resumed after event 4: got %d events, want %d in order\n got %q\nwant %q", topic, len(got), len(want), got, want)
+		}
+		all := make([]string, len(list))
+		for i, p := range list {
+			all[i] = p.data
+		}
+		got := datas(fresh.waitN(len(list)-n, 10*time.Second))
+		time.Sleep(50 * time.Millisecond)
+		got = datas(fresh.events())
+		if len(got) < len(list)-n {
+			t.Errorf("%s: the fresh stream received %d events, fewer than the %d published after it was ready", topic, len(got), len(list)-n)
+		} else if !slices.Equal(got, all[len(all)-len(got):]) {
+			t.Errorf("%s: the fresh stream's events are not the last %d published, once each, in order\n got %q", topic, len(got), got)
+		}
+	}
+}
