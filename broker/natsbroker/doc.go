@@ -1,0 +1,66 @@
+// Package natsbroker is a [broker.Backend] on a NATS JetStream stream, so
+// that several processes share topics, and a JetStream cluster replicates
+// the history: an event published through any process reaches every
+// subscriber of every one, and a browser that reconnects to another one
+// resumes from its Last-Event-ID.
+//
+//	nc, err := nats.Connect(nats.DefaultURL)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer nc.Close()
+//	backend, err := natsbroker.New(nc, natsbroker.Config{Replicas: 3})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	b, err := broker.New(broker.Config{Backend: backend})
+//
+// # How it works
+//
+// Every topic is a subject of one stream (Config.Subject, a dot, the
+// topic's name in base64url), whose per-subject limit (MaxMsgsPerSubject)
+// is Config.HistorySize and whose age limit (MaxAge) is Config.HistoryAge.
+// The stream's sequence is the one order of all topics: an event's Seq is
+// the stream's base (the stream's creation time in microseconds, kept in
+// its metadata) plus its stream sequence, and its ID is that Seq in
+// decimal, the same in every process. A stream created anew after its
+// loss gets a later base, so that IDs from the old one are unknown
+// (broker.ErrGap), not mistaken for new events.
+//
+// The backend is [broker.Interested]: each process runs one ordered
+// consumer whose subject filters (FilterSubjects, nats-server 2.10 or
+// later) are the topics its broker watches, those with a subscriber here;
+// it delivers in stream order, with gaps for the other topics' messages.
+// A process thus receives its own subscribers' events, not everyone's.
+// Watching or unwatching a topic replaces the consumer (one request, and a
+// few for the new consumer), from the last position delivered, and Watch
+// returns once every message up to the stream's last sequence is delivered,
+// so that the broker's replay covers everything before live delivery.
+//
+// Publish reads the topic's last sequence and publishes with it as
+// Nats-Expected-Last-Subject-Sequence, naming it in the message, so that
+// Replay knows whether the history lost messages after a Last-Event-ID:
+// the first message it keeps after it must name an older one. Every
+// attempt of one call carries the same Nats-Msg-Id, so the stream stores
+// the event once whatever reached it (within the stream's deduplication
+// window); an attempt that got no acknowledgement is sent again until
+// Config.PublishTimeout, and then Publish returns a [*broker.PublishError]
+// wrapping [broker.ErrUnknownOutcome]. Replay reads the first message of
+// each topic after the Last-Event-ID (a direct get by subject), then all
+// of them in order with an ordered consumer filtered on their subjects.
+//
+// # Clusters
+//
+// With Config.Replicas 3 on a cluster of three servers, an acknowledged
+// publish is on two of them at least, and the stream goes on when its
+// leader dies: the cluster elects another, publishes waiting meanwhile are
+// sent again with the same Nats-Msg-Id (deduplicated by the new leader),
+// and the ordered consumers recreate themselves from the last message
+// they delivered. The package's TestClusterLeaderKill measures it.
+//
+// # Limits
+//
+// Caller-set event IDs are delivered and replayed, but a Last-Event-ID
+// that is not one of the backend's decimal Seqs is unknown (broker.ErrGap).
+// Each Watch costs a consumer replacement, one at a time per process.
+package natsbroker
