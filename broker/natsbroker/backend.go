@@ -488,7 +488,10 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 	}
 	b.gen++
 	gen := b.gen
+	// Heartbeats every second, so that a consumer whose server died is
+	// noticed and recreated within two (the default is ten).
 	cc, err := cons.Consume(func(m jetstream.Msg) { b.handle(gen, m) },
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			b.cfg.ErrorHandler(fmt.Errorf("natsbroker: live delivery: %w", err))
 		}))
