@@ -60,6 +60,10 @@ type Backend struct {
 	gen       uint64        // the consumer's generation: older handlers deliver nothing
 	advanced  chan struct{} // closed and replaced when pos grows
 	closed    bool
+	quit      chan struct{} // closed by Close: the watchdog stops
+	dogDone   chan struct{}
+	restarts  atomic.Uint64
+	consConns uint64 // the connection's reconnect count when the consumer was made
 	delivered atomic.Uint64
 	published atomic.Uint64
 	dups      atomic.Uint64
@@ -84,7 +88,7 @@ func New(nc *nats.Conn, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
 	b := &Backend{nc: nc, js: js, cfg: cfg, instance: strconv.FormatUint(rand.Uint64(), 36),
-		subjects: map[string]bool{}, advanced: make(chan struct{})}
+		subjects: map[string]bool{}, advanced: make(chan struct{}), quit: make(chan struct{}), dogDone: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*cfg.RequestTimeout)
 	defer cancel()
 	if b.stream, err = b.openStream(ctx); err != nil {
@@ -164,7 +168,81 @@ func (b *Backend) Start(deliver func(broker.Message)) (uint64, error) {
 	}
 	b.deliver = deliver
 	b.pos = info.State.LastSeq
+	go b.watchdog()
 	return b.base + b.pos, nil
+}
+
+// watchdogEvery is how often the watchdog looks at the live consumer, and
+// blindAfter how long it lets it deliver nothing while the stream grows
+// before it replaces it though the consumer says nothing is pending.
+const (
+	watchdogEvery = time.Second
+	blindAfter    = 5 * time.Second
+)
+
+// watchdog replaces the live consumer when it is stuck: the consumer has
+// messages pending for it, cannot be asked, or the connection reconnected
+// since it was made, and it delivered nothing for two looks in a row. The ordered consumer recreates itself after most
+// failures; this covers the others (its server killed while the stream
+// had no leader, say), from the last message delivered.
+func (b *Backend) watchdog() {
+	defer close(b.dogDone)
+	t := time.NewTicker(watchdogEvery)
+	defer t.Stop()
+	var lastPos uint64
+	stuck, still := 0, time.Now()
+	for {
+		select {
+		case <-t.C:
+		case <-b.quit:
+			return
+		}
+		b.mu.Lock()
+		cons, pos, conns := b.cons, b.pos, b.consConns
+		b.mu.Unlock()
+		if cons == nil {
+			stuck = 0
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+		info, err := cons.Info(ctx)
+		cancel()
+		reconnected := b.nc.Stats().Reconnects != conns
+		if pos != lastPos {
+			lastPos, stuck, still = pos, 0, time.Now()
+			continue
+		}
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && !reconnected {
+			stuck = 0
+			// A consumer whose server died may say nothing pending: once
+			// nothing came for blindAfter while the stream grew, replace
+			// it all the same (one consumer made, per blindAfter at most).
+			if time.Since(still) < blindAfter {
+				continue
+			}
+			still = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+			sinfo, err := b.stream.Info(ctx)
+			cancel()
+			if err == nil && sinfo.State.LastSeq <= pos {
+				continue
+			}
+		} else if stuck++; stuck < 2 {
+			continue
+		}
+		stuck = 0
+		b.mu.Lock()
+		if b.cons == cons && !b.closed {
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+			if err := b.restartLocked(ctx); err != nil {
+				b.cfg.ErrorHandler(fmt.Errorf("natsbroker: replacing a stuck consumer: %w", err))
+			} else {
+				b.restarts.Add(1)
+			}
+			cancel()
+		}
+		b.mu.Unlock()
+	}
 }
 
 // Publish implements [broker.Backend]. It reads the topic's last stream
@@ -499,6 +577,7 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 		return fmt.Errorf("natsbroker: starting live delivery: %w", err)
 	}
 	b.cons, b.cc = cons, cc
+	b.consConns = b.nc.Stats().Reconnects
 	return nil
 }
 
@@ -606,6 +685,13 @@ func (b *Backend) Close() error {
 	}
 	b.stopLocked()
 	b.closed = true
+	started := b.deliver != nil
+	close(b.quit)
+	b.mu.Unlock()
+	if started {
+		<-b.dogDone
+	}
+	b.mu.Lock()
 	return nil
 }
 
@@ -623,6 +709,9 @@ type Stats struct {
 	Delivered uint64
 	// Watched is the number of topics delivered.
 	Watched int
+	// Restarts is the number of times the live consumer was found stuck
+	// and replaced.
+	Restarts uint64
 }
 
 // Stats returns the backend's counters.
@@ -631,7 +720,7 @@ func (b *Backend) Stats() Stats {
 	watched := len(b.subjects)
 	b.mu.Unlock()
 	return Stats{Published: b.published.Load(), Deduplicated: b.dups.Load(), UnknownOutcomes: b.unknown.Load(),
-		PublishErrors: b.failed.Load(), Delivered: b.delivered.Load(), Watched: watched}
+		PublishErrors: b.failed.Load(), Delivered: b.delivered.Load(), Watched: watched, Restarts: b.restarts.Load()}
 }
 
 var (

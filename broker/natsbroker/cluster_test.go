@@ -44,6 +44,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	cfg := natsbroker.Config{Stream: "KILL", Subject: "kill", Replicas: 3, PublishTimeout: 5 * time.Second,
 		ErrorHandler: func(err error) { t.Logf("natsbroker: %v", err) }}
 	var ins []*clusterInstance
+	var backends []*natsbroker.Backend
 	for i := range 2 {
 		// Each instance first talks to a server of its own, and to the
 		// others once that one is gone.
@@ -60,6 +61,7 @@ func TestClusterLeaderKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		backends = append(backends, b)
 		ins = append(ins, startInstance(t, broker.Config{Backend: b}))
 	}
 	var subs []*reader
@@ -129,6 +131,9 @@ func TestClusterLeaderKill(t *testing.T) {
 	}
 	if msgs := o.Errors(6); msgs != "" {
 		t.Logf("errors Publish returned:\n%s", msgs)
+	}
+	for i, b := range backends {
+		t.Logf("instance %d: %+v", i, b.Stats())
 	}
 	// The streams go on: an event published now reaches both.
 	id, err := ins[0].b.Publish(context.Background(), "news", event.Event{Data: "after"})
