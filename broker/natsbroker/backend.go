@@ -63,7 +63,8 @@ type Backend struct {
 	quit      chan struct{} // closed by Close: the watchdog stops
 	dogDone   chan struct{}
 	restarts  atomic.Uint64
-	consConns uint64 // the connection's reconnect count when the consumer was made
+	consConns uint64         // the connection's reconnect count when the consumer was made
+	stops     sync.WaitGroup // consumers stopping
 	delivered atomic.Uint64
 	published atomic.Uint64
 	dups      atomic.Uint64
@@ -581,11 +582,15 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 	return nil
 }
 
-// stopLocked stops the live consumer. b.mu is held.
+// stopLocked stops the live consumer. b.mu is held. The consumer stops
+// on a goroutine of its own: its Stop may wait for the library's reset
+// (recreating the consumer while the stream has no leader), which may
+// wait for a handler, which waits for b.mu. Meanwhile what it still hands
+// over is dropped: its generation is over.
 func (b *Backend) stopLocked() {
-	b.gen++ // what the old consumer still hands over is dropped
-	if b.cc != nil {
-		b.cc.Stop()
+	b.gen++
+	if cc := b.cc; cc != nil {
+		b.stops.Go(cc.Stop)
 		b.cc, b.cons = nil, nil
 	}
 }
@@ -691,6 +696,7 @@ func (b *Backend) Close() error {
 	if started {
 		<-b.dogDone
 	}
+	b.stops.Wait()
 	b.mu.Lock()
 	return nil
 }
