@@ -183,9 +183,11 @@ const (
 
 // watchdog replaces the live consumer when it is stuck: the consumer has
 // messages pending for it, cannot be asked, or the connection reconnected
-// since it was made, and it delivered nothing for two looks in a row. The ordered consumer recreates itself after most
-// failures; this covers the others (its server killed while the stream
-// had no leader, say), from the last message delivered.
+// since it was made, and it delivered nothing for two looks in a row; or
+// topics are watched and making their consumer failed. The ordered
+// consumer recreates itself after most failures; this covers the others
+// (its server killed while the stream had no leader, say), from the last
+// message delivered.
 func (b *Backend) watchdog() {
 	defer close(b.dogDone)
 	t := time.NewTicker(watchdogEvery)
@@ -200,6 +202,17 @@ func (b *Backend) watchdog() {
 		}
 		b.mu.Lock()
 		cons, pos, conns := b.cons, b.pos, b.consConns
+		if cons == nil && len(b.subjects) > 0 && !b.closed {
+			// Topics are watched but no consumer delivers them: making
+			// one failed (the stream had no leader, say). Try again.
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+			if err := b.restartLocked(ctx); err != nil {
+				b.cfg.ErrorHandler(fmt.Errorf("natsbroker: starting live delivery again: %w", err))
+			} else {
+				b.restarts.Add(1)
+			}
+			cancel()
+		}
 		b.mu.Unlock()
 		if cons == nil {
 			stuck = 0
