@@ -57,13 +57,13 @@
 // sent again with the same Nats-Msg-Id (deduplicated by the new leader),
 // and the ordered consumers recreate themselves from the last message
 // they delivered (a watchdog replaces one that does not: Stats.Restarts).
-// In the package's TestClusterLeaderKill (three servers on one machine,
-// one instance publishing about 150 events/s, a subscriber on each of two
-// instances), the cluster elected a new leader 4 to 8.5 s after the
-// leader's SIGKILL, nothing acknowledged was missing or delivered twice,
-// the 10 to 20 publishes waiting then returned broker.ErrUnknownOutcome
-// (of which none, or one, was stored after all, and then delivered once),
-// and delivery paused about as long as the election took.
+// Not yet proven: in a test of that (three servers on one machine, the
+// stream's leader killed with SIGKILL while one instance publishes), the
+// cluster elected a new leader after 4 to 8.5 s and nothing acknowledged
+// was lost or duplicated in most runs, but in about one run in four one
+// instance's live delivery stopped after the failover without an error,
+// and its streams received nothing more. Until that is fixed, use this
+// backend on one server, or watch Stats.Delivered on a cluster.
 //
 // # Limits
 //
