@@ -68,6 +68,9 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 		case <-s.reqDone:
 			return s.clientGone(), false
 		case <-s.wake:
+			if s.conn != nil && s.gone.Load() {
+				return s.clientGone(), false
+			}
 			if s.ctx.Err() != nil {
 				err := s.cause()
 				if err == ErrShutdown {
@@ -133,7 +136,10 @@ func (s *Stream) errorHandler(err error, reason EndReason) {
 		Age:        time.Since(epoch) - s.opened,
 	}
 	if r := s.srv.hooks.Report; r != nil {
-		r(s.tag, err)
+		s.mu.Lock()
+		tag := s.tag // Wait may change it (Hooks.Detach)
+		s.mu.Unlock()
+		r(tag, s.req, err)
 		return
 	}
 	s.srv.cfg.ErrorHandler(s.req, err)

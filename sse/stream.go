@@ -75,7 +75,9 @@ type Stream struct {
 	wrote   time.Duration  // when the last write began, since epoch
 	counts  streamCounts   // what it wrote, for Stats
 	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
-	watched chan struct{}  // closed when the taken-over connection's watcher has stopped
+	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
+	pollID  uint64         // the poller's key for the taken-over connection
+	gone    atomic.Bool    // the client of the taken-over connection left
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -238,12 +240,24 @@ func (s *Stream) Wait() error {
 		return s.Err()
 	}
 	s.returned = true
+	if s.conn != nil && s.srv.hooks.Detach != nil {
+		s.tag = s.srv.hooks.Detach(s.tag)
+	}
 	starter := s.starter
 	s.starter = nil
 	parked := s.parked
 	s.mu.Unlock()
 	if starter != nil {
 		starter.Stop()
+	}
+	if s.conn != nil {
+		// A taken-over connection is not net/http's: the handler's
+		// goroutine, with its deep stack, need not stay. The pump
+		// goroutine, if one runs, goes on; else one starts.
+		if parked == nil {
+			go s.pumpDetached()
+		}
+		return s.Err()
 	}
 	if parked != nil {
 		s.handOff.Store(true)
@@ -285,6 +299,9 @@ func (s *Stream) cause() error { return context.Cause(s.ctx) }
 // clientGone returns why the request's context is done: the client is
 // gone, unless something else cancelled it with a cause of its own.
 func (s *Stream) clientGone() error {
+	if s.conn != nil {
+		return ErrClientGone
+	}
 	if err := context.Cause(s.reqCtx); err != context.Canceled {
 		return err
 	}
