@@ -128,19 +128,19 @@ const goesOn = NumEndReasons
 // about err, in a *StreamError: one that ends the stream for reason, or
 // with reason goesOn one that does not.
 func (s *Stream) errorHandler(err error, reason EndReason) {
+	s.mu.Lock()
+	tag, req := s.tag, s.req // Wait may change them (a taken-over stream)
+	s.mu.Unlock()
 	err = &StreamError{
 		Err:        err,
 		Ends:       reason != goesOn,
 		Reason:     reason,
-		RemoteAddr: s.req.RemoteAddr,
+		RemoteAddr: req.RemoteAddr,
 		Age:        time.Since(epoch) - s.opened,
 	}
 	if r := s.srv.hooks.Report; r != nil {
-		s.mu.Lock()
-		tag := s.tag // Wait may change it (Hooks.Detach)
-		s.mu.Unlock()
-		r(tag, s.req, err)
+		r(tag, req, err)
 		return
 	}
-	s.srv.cfg.ErrorHandler(s.req, err)
+	s.srv.cfg.ErrorHandler(req, err)
 }

@@ -240,8 +240,11 @@ func (s *Stream) Wait() error {
 		return s.Err()
 	}
 	s.returned = true
-	if s.conn != nil && s.srv.hooks.Detach != nil {
-		s.tag = s.srv.hooks.Detach(s.tag)
+	if s.conn != nil {
+		if h := s.srv.hooks.Detach; h != nil {
+			s.tag = h(s.tag)
+		}
+		s.req = leanRequest(s.req)
 	}
 	starter := s.starter
 	s.starter = nil

@@ -167,3 +167,19 @@ func (s *Stream) pumpDetached() {
 	s.ended = true
 	s.finish(err)
 }
+
+// leanRequest returns what a taken-over stream keeps of its request once
+// the handler has returned, for the error handler: the method, URL,
+// protocol, host, client address and the stream's context, not the
+// header, whose map and values (cookies, tokens) are most of what a
+// browser's request weighs, nor the body.
+func leanRequest(r *http.Request) *http.Request {
+	lean := *r
+	lean.Header = nil
+	lean.Trailer = nil
+	lean.Body = http.NoBody
+	lean.GetBody = nil
+	lean.Form, lean.PostForm, lean.MultipartForm = nil, nil, nil
+	lean.Response = nil
+	return &lean
+}
