@@ -129,8 +129,11 @@ const goesOn = NumEndReasons
 // with reason goesOn one that does not.
 func (s *Stream) errorHandler(err error, reason EndReason) {
 	s.mu.Lock()
-	tag, req := s.tag, s.req // Wait may change them (a taken-over stream)
+	tag, req, lean := s.tag, s.req, s.lean // Wait may change them (a taken-over stream)
 	s.mu.Unlock()
+	if req == nil {
+		req = lean.request(s.ctx)
+	}
 	err = &StreamError{
 		Err:        err,
 		Ends:       reason != goesOn,

@@ -78,6 +78,7 @@ type Stream struct {
 	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
 	pollID  uint64         // the poller's key for the taken-over connection
 	gone    atomic.Bool    // the client of the taken-over connection left
+	lean    *leanRequest   // for a taken-over stream whose handler returned: what is left of req, which is nil
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -244,7 +245,7 @@ func (s *Stream) Wait() error {
 		if h := s.srv.hooks.Detach; h != nil {
 			s.tag = h(s.tag)
 		}
-		s.req = leanRequest(s.req)
+		s.lean, s.req = lean(s.req), nil
 	}
 	starter := s.starter
 	s.starter = nil
@@ -323,9 +324,12 @@ func (s *Stream) finish(reason error) {
 	// Let net/http end the response without the last write deadline.
 	s.disarmStall()
 	s.setWriteDeadline(time.Time{})
+	// The slot is free before a taken-over connection closes: the
+	// client, which learns of the end from the close, may come back at
+	// once.
+	s.srv.clients.Add(-1)
 	s.closeConn()
 	s.untrack()
-	s.srv.clients.Add(-1)
 	s.cancel(reasonOf(reason, EndClientGone), reason)
 	s.mu.Lock()
 	s.srv.counters.fold(s, s.reason)

@@ -9,8 +9,12 @@ package sse
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/echosse/echo-sse/internal/door"
@@ -168,18 +172,28 @@ func (s *Stream) pumpDetached() {
 	s.finish(err)
 }
 
-// leanRequest returns what a taken-over stream keeps of its request once
-// the handler has returned, for the error handler: the method, URL,
-// protocol, host, client address and the stream's context, not the
-// header, whose map and values (cookies, tokens) are most of what a
-// browser's request weighs, nor the body.
-func leanRequest(r *http.Request) *http.Request {
-	lean := *r
-	lean.Header = nil
-	lean.Trailer = nil
-	lean.Body = http.NoBody
-	lean.GetBody = nil
-	lean.Form, lean.PostForm, lean.MultipartForm = nil, nil, nil
-	lean.Response = nil
-	return &lean
+// leanRequest is what a taken-over stream keeps of its request once the
+// handler has returned, for the error handler: the method, URL, host,
+// client address and TLS state, not the header, whose map and values
+// (cookies, tokens) are most of what a browser's request weighs, nor the
+// body. request makes an *http.Request of it when an error is reported.
+type leanRequest struct {
+	method, host, remoteAddr, requestURI string
+	url                                  *url.URL
+	minor                                int
+	tls                                  *tls.ConnectionState
+}
+
+// lean returns what r keeps when it becomes a leanRequest.
+func lean(r *http.Request) *leanRequest {
+	return &leanRequest{r.Method, r.Host, r.RemoteAddr, r.RequestURI, r.URL, r.ProtoMinor, r.TLS}
+}
+
+// request returns the request, with ctx, the stream's context.
+func (l *leanRequest) request(ctx context.Context) *http.Request {
+	r := &http.Request{
+		Method: l.method, URL: l.url, Proto: "HTTP/1." + strconv.Itoa(l.minor), ProtoMajor: 1, ProtoMinor: l.minor,
+		Header: http.Header{}, Body: http.NoBody, Host: l.host, RemoteAddr: l.remoteAddr, RequestURI: l.requestURI, TLS: l.tls,
+	}
+	return r.WithContext(ctx)
 }
