@@ -233,6 +233,10 @@ func (s *Stream) Err() error {
 // millisecond after Open on; a handler that only hands the stream to its
 // senders and calls Wait costs no goroutine but its own. A second call
 // waits for the stream to end.
+//
+// A stream that took its connection over (Config.Takeover) is not
+// net/http's any more: Wait hands it to a goroutine of its own, if none
+// pumps it yet, and returns nil at once, while the stream goes on.
 func (s *Stream) Wait() error {
 	s.mu.Lock()
 	if s.returned {
