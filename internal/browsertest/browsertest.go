@@ -88,15 +88,17 @@ func (w Main) Run() int {
 	return code
 }
 
-// NewTab opens a tab in the shared browser, closed when the test ends. The
-// test fails if the page throws an uncaught exception. It needs the tests
-// to run under [WithBrowser].
+// NewTab opens a tab in the shared browser, closed when the test ends. Each
+// tab has a browser context of its own, as a separate profile would: its
+// own cookies, storage and cache, so that no test sees what another left.
+// The test fails if the page throws an uncaught exception. It needs the
+// tests to run under [WithBrowser].
 func NewTab(t *testing.T) context.Context {
 	t.Helper()
 	if browser == nil {
 		t.Fatal("browsertest: no browser: run the package's tests with browsertest.WithBrowser in its TestMain")
 	}
-	tab, cancel := chromedp.NewContext(browser)
+	tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	// As for the browser (see Main.Run), the first Run on tab gets tab
 	// itself, and a timer bounds it.
 	const openTimeout = 15 * time.Second

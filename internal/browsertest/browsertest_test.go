@@ -37,3 +37,24 @@ func TestTabRunsAPage(t *testing.T) {
 		t.Errorf("Capture returned %d bytes that are not a PNG", len(png))
 	}
 }
+
+// TestTabsDoNotShareCookies: a cookie one tab got is not sent by another.
+func TestTabsDoNotShareCookies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/set" {
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: "one", Path: "/"})
+		}
+		c, _ := r.Cookie("session")
+		fmt.Fprintf(w, `<!doctype html><title>t</title><p id="p">%v</p>`, c != nil)
+	}))
+	defer srv.Close()
+	first, second := NewTab(t), NewTab(t)
+	Do(t, first, chromedp.Navigate(srv.URL+"/set"), chromedp.Navigate(srv.URL+"/"))
+	if got := Eval[string](t, first, `document.getElementById("p").textContent`); got != "true" {
+		t.Fatalf("the tab that got the cookie does not send it back (%s)", got)
+	}
+	Do(t, second, chromedp.Navigate(srv.URL+"/"))
+	if got := Eval[string](t, second, `document.getElementById("p").textContent`); got != "false" {
+		t.Errorf("another tab sends the first one's cookie")
+	}
+}
