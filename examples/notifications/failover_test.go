@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,20 +54,23 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name string
+		// recreated: the page resumes on an EventSource of its own, made
+		// with ?lastEventID=, not on the browser's own reconnection.
+		recreated bool
 		// fail takes the page's instance (on) away, and the other (other)
 		// too if it likes; it returns the instance the page must resume
 		// on.
 		fail func(t *testing.T, d *deployment, on, other *instance) *instance
 	}{
-		{"kill -9", func(t *testing.T, d *deployment, on, other *instance) *instance {
+		{"kill -9", false, func(t *testing.T, d *deployment, on, other *instance) *instance {
 			on.kill()
 			return other
 		}},
-		{"SIGTERM", func(t *testing.T, d *deployment, on, other *instance) *instance {
+		{"SIGTERM", false, func(t *testing.T, d *deployment, on, other *instance) *instance {
 			on.terminate(t)
 			return other
 		}},
-		{"both killed, one restarted", func(t *testing.T, d *deployment, on, other *instance) *instance {
+		{"both killed, one restarted", true, func(t *testing.T, d *deployment, on, other *instance) *instance {
 			other.kill()
 			on.kill()
 			// The browser's reconnection gets nginx's 502 and gives up;
@@ -75,13 +78,22 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 			// back.
 			browsertest.WaitFor(t, d.tab, "the page to be offline (nginx's 502)", stateIs("offline"), 10*time.Second)
 			time.Sleep(1500 * time.Millisecond)
-			if !strings.Contains(d.nginx.ErrorLog(), "no live upstreams") && !strings.Contains(d.nginx.ErrorLog(), "Connection refused") {
-				t.Errorf("nginx never found both instances down:\n%s", d.nginx.ErrorLog())
-			}
-			return d.start(t, other.name+"'", other.addr)
+			back := d.start(t, other.name+"'", other.addr)
+			t.Cleanup(func() {
+				// The page's EventSource got 502, and so did the page's
+				// own request to renew its session.
+				log := d.nginx.AccessLog()
+				for _, want := range []string{`"GET /events HTTP/1.1" 502 `, `"POST /refresh HTTP/1.1" 502 `} {
+					if !strings.Contains(log, want) {
+						t.Errorf("nginx's access log has no %s:\n%s", want, log)
+					}
+				}
+			})
+			return back
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each has its own Redis, instances, nginx and tab
 			d := deploy(t, bin)
 			a, b := d.start(t, "A", "127.0.0.1:0"), d.start(t, "B", "127.0.0.1:0")
 			d.proxy(t, a, b)
@@ -90,17 +102,18 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 			on := d.streamOf(t, "ada", a, b)
 			other := map[*instance]*instance{a: b, b: a}[on]
 			p := d.publish(t, "ada")
-			p.waitFor(t, 25)
+			p.waitFor(t, 20)
 			p.mark()
 			survivor := tt.fail(t, d, on, other)
 			resumed := survivor.waitStream(t, "ada", func(l streamLine) bool { return l.lastEventID != "" }, 20*time.Second)
 			browsertest.WaitFor(t, d.tab, "the page to be live again", stateIs("live"), 10*time.Second)
 			p.mark()
-			p.waitFor(t, p.count()+25)
+			p.waitFor(t, p.count()+20)
 			p.stop()
 
 			r := d.received(t, p)
 			page := browsertest.Eval[pageState](t, d.tab, `({
+				url: notifications.source.url,
 				gaps: notifications.gaps,
 				outages: notifications.outages.map((o) => o.to - o.from),
 			})`)
@@ -130,6 +143,15 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 			if !r.ids[resumed.lastEventID] {
 				t.Errorf("%s resumed the stream from %q, not an ID the page received", survivor.name, resumed.lastEventID)
 			}
+			u, err := url.Parse(page.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id := u.Query().Get("lastEventID"); tt.recreated && id != resumed.lastEventID {
+				t.Errorf("the page's EventSource is on %s, want a new one with ?lastEventID=%s", page.URL, resumed.lastEventID)
+			} else if !tt.recreated && u.RawQuery != "" {
+				t.Errorf("the page's EventSource is on %s, want the one it first made, reconnected by the browser", page.URL)
+			}
 			if len(page.Outages) == 0 {
 				t.Error("the page never lost its stream")
 			}
@@ -142,6 +164,7 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 
 // pageState is what the page tells scripts (window.notifications).
 type pageState struct {
+	URL     string    `json:"url"` // the EventSource's
 	Gaps    int       `json:"gaps"`
 	Outages []float64 `json:"outages"` // ms each
 }
@@ -158,12 +181,13 @@ type deployment struct {
 	redis  string // redis:// URL
 	origin string // the page's
 	nginx  *proxytest.Nginx
-	api    string // through nginx
+	api    string          // through nginx
 	tab    context.Context // the page's, in the shared browser
 }
 
-// deploy starts redis-server and the page's origin, serving page/; the
-// instances and nginx come after.
+// deploy starts redis-server and the page's origin: the example's binary
+// again, serving page/ with -page (and its API, which the page does not
+// use); the instances and nginx come after.
 func deploy(t *testing.T, bin string) *deployment {
 	t.Helper()
 	rs, err := redistest.Start(t.TempDir(), false)
@@ -171,9 +195,10 @@ func deploy(t *testing.T, bin string) *deployment {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rs.Stop() })
-	pages := httptest.NewServer(http.FileServerFS(pageFiles()))
-	t.Cleanup(pages.Close)
-	return &deployment{bin: bin, redis: "redis://" + rs.Addr + "/0", origin: pages.URL}
+	d := &deployment{bin: bin, redis: "redis://" + rs.Addr + "/0"}
+	pages := d.start(t, "pages", "127.0.0.1:0", "-page", "127.0.0.1:0")
+	d.origin = "http://" + pages.page
+	return d
 }
 
 // proxy starts nginx in front of the instances, with max_fails=0 as
@@ -300,6 +325,7 @@ type result struct {
 type instance struct {
 	name string
 	addr string
+	page string // with -page, where it serves the page
 	cmd  *exec.Cmd
 	out  *lines
 	done chan struct{} // closed when the process has exited
@@ -307,12 +333,12 @@ type instance struct {
 }
 
 // start runs the example's binary on addr ("127.0.0.1:0" for a free port),
-// sharing the deployment's Redis and allowing its page's origin; it is
-// killed with the test unless it ended before.
-func (d *deployment) start(t *testing.T, name, addr string) *instance {
+// sharing the deployment's Redis and allowing its page's origin, with more
+// flags if given; it is killed with the test unless it ended before.
+func (d *deployment) start(t *testing.T, name, addr string, flags ...string) *instance {
 	t.Helper()
 	in := &instance{name: name, out: &lines{}, done: make(chan struct{})}
-	in.cmd = exec.Command(d.bin, "-addr", addr, "-redis", d.redis, "-origin", d.origin)
+	in.cmd = exec.Command(d.bin, append([]string{"-addr", addr, "-redis", d.redis, "-origin", d.origin}, flags...)...)
 	in.cmd.Env = append(os.Environ(), "NOTIFY_SECRET=the same on every instance")
 	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
 	if err := in.cmd.Start(); err != nil {
@@ -328,10 +354,14 @@ func (d *deployment) start(t *testing.T, name, addr string) *instance {
 			t.Logf("%s's log:\n%s", in.name, strings.Join(in.out.all(), "\n"))
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); in.addr == ""; time.Sleep(10 * time.Millisecond) {
+	withPage := slices.Contains(flags, "-page")
+	for deadline := time.Now().Add(10 * time.Second); in.addr == "" || withPage && in.page == ""; time.Sleep(10 * time.Millisecond) {
 		for _, l := range in.out.all() {
 			if _, a, ok := strings.Cut(l, "listening on http://"); ok {
 				in.addr = a
+			}
+			if _, a, ok := strings.Cut(l, "the page on http://"); ok {
+				in.page = a
 			}
 		}
 		select {
