@@ -12,8 +12,14 @@
 //	go run ./examples/notifications -addr :8080 -redis redis://127.0.0.1:6379/0
 //	go run ./examples/notifications -addr :8081 -redis redis://127.0.0.1:6379/0
 //
-// With -page, it also serves page/, a page to copy, on that origin: it signs
-// in, shows the notifications, keeps its token fresh, and re-creates its
+// Behind nginx, give their upstream's servers max_fails=0
+// (docs/deploying.md says why). TestPageResumesWhenAnInstanceDies runs two
+// such instances behind nginx with the page below in Chromium, kills the
+// page's instance (kill -9, SIGTERM, or both and one restarted), and counts
+// what the page showed: every accepted notification once, in order.
+//
+// With -page, it also serves page/, a page to copy, on the address given,
+// whose origin must be -origin's: it signs in, shows the notifications, keeps its token fresh, and re-creates its
 // EventSource with ?lastEventID= when the browser gives up on it (a 502 from
 // the proxy while no instance is up, say):
 //
