@@ -474,8 +474,9 @@ func (l *lines) all() []string {
 }
 
 // A publisher posts numbered notifications through nginx, signed in as a
-// user of its own, every 40 ms, alternately to one user and to everyone,
-// and remembers what was answered.
+// user of its own (again when its token has expired), every 40 ms,
+// alternately to one user and to everyone, and remembers what was
+// answered.
 type publisher struct {
 	mu       sync.Mutex
 	outcomes []outcome // by number - 1
@@ -506,6 +507,15 @@ func (d *deployment) publish(t *testing.T, to string) *publisher {
 				form.Set("to", to)
 			}
 			res, err := bob.c.PostForm(d.api+"/notify", form)
+			if err == nil && res.StatusCode == http.StatusUnauthorized {
+				// The token expired (the echo-jwt middleware refused it:
+				// nothing was published); sign in again and retry.
+				res.Body.Close()
+				if res, err = bob.c.PostForm(d.api+"/login", url.Values{"user": {"bob"}}); err == nil {
+					res.Body.Close()
+					res, err = bob.c.PostForm(d.api+"/notify", form)
+				}
+			}
 			o := outcome{at: time.Now()}
 			if err == nil {
 				o.accepted = res.StatusCode == http.StatusCreated
@@ -585,4 +595,50 @@ func (p *publisher) acceptedSet() map[int]bool {
 		}
 	}
 	return set
+}
+
+// TestPageRenewsItsSession: with tokens valid for 3 s, the page renews its
+// session halfway to each expiry, so that when a stream ends at the expiry
+// of the token it was opened with, the browser's own reconnection is
+// accepted and resumes from its Last-Event-ID: every accepted notification
+// is shown once, in order, and the page is never signed out.
+func TestPageRenewsItsSession(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "notifications")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	d := deploy(t, bin)
+	in := d.start(t, "A", "127.0.0.1:0", "-ttl", "3s")
+	d.api = "http://" + in.addr
+	d.signIn(t, "ada")
+	p := d.publish(t, "ada")
+	// The first stream ends when its token expires, within 3 s; the
+	// browser reconnects 3 s later.
+	in.waitStream(t, "ada", func(l streamLine) bool { return l.lastEventID != "" }, 15*time.Second)
+	browsertest.WaitFor(t, d.tab, "the page to be live again", stateIs("live"), 10*time.Second)
+	p.waitFor(t, p.count()+20)
+	p.stop()
+
+	r := d.received(t, p)
+	page := browsertest.Eval[pageState](t, d.tab, `({
+		url: notifications.source.url,
+		gaps: notifications.gaps,
+		outages: notifications.outages.map((o) => o.to - o.from),
+	})`)
+	t.Logf("FIGURES token expiry: accepted=%d delivered=%d duplicates=%d missing=%d failed=%d gaps=%d outages=%v ms",
+		r.accepted, r.delivered, r.duplicates, len(r.missing), r.failed, page.Gaps, page.Outages)
+	if r.duplicates != 0 || len(r.missing) != 0 || r.failed != 0 || page.Gaps != 0 || !r.inOrder {
+		t.Errorf("got %d duplicates, missing %v, %d failed publishes, %d gaps, in order %v; want every notification once, in order",
+			r.duplicates, r.missing, r.failed, page.Gaps, r.inOrder)
+	}
+	if len(page.Outages) == 0 {
+		t.Error("the page's stream never ended: the token's expiry did not end it")
+	}
+	if u, err := url.Parse(page.URL); err != nil || u.RawQuery != "" {
+		t.Errorf("the page's EventSource is on %s, want the first one, reconnected by the browser", page.URL)
+	}
+	if got := browsertest.Eval[string](t, d.tab, `document.getElementById("status").dataset.state`); got == "signed-out" || got == "offline" {
+		t.Errorf("the page is %s, want it live or reconnecting by itself", got)
+	}
 }
