@@ -626,8 +626,12 @@ func TestPageRenewsItsSession(t *testing.T) {
 		gaps: notifications.gaps,
 		outages: notifications.outages.map((o) => o.to - o.from),
 	})`)
-	t.Logf("FIGURES token expiry: accepted=%d delivered=%d duplicates=%d missing=%d failed=%d gaps=%d outages=%v ms",
-		r.accepted, r.delivered, r.duplicates, len(r.missing), r.failed, page.Gaps, page.Outages)
+	var outages []time.Duration
+	for _, ms := range page.Outages {
+		outages = append(outages, time.Duration(ms*float64(time.Millisecond)).Round(time.Millisecond))
+	}
+	t.Logf("FIGURES token expiry: accepted=%d delivered=%d duplicates=%d missing=%d failed=%d gaps=%d without-stream=%v",
+		r.accepted, r.delivered, r.duplicates, len(r.missing), r.failed, page.Gaps, outages)
 	if r.duplicates != 0 || len(r.missing) != 0 || r.failed != 0 || page.Gaps != 0 || !r.inOrder {
 		t.Errorf("got %d duplicates, missing %v, %d failed publishes, %d gaps, in order %v; want every notification once, in order",
 			r.duplicates, r.missing, r.failed, page.Gaps, r.inOrder)

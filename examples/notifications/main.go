@@ -17,6 +17,9 @@
 // such instances behind nginx with the page below in Chromium, kills the
 // page's instance (kill -9, SIGTERM, or both and one restarted), and counts
 // what the page showed: every accepted notification once, in order.
+// TestPageRenewsItsSession runs the page with 3 s tokens: it renews its
+// session in time, and the browser resumes each stream that ends at its
+// token's expiry.
 //
 // With -page, it also serves page/, a page to copy, on the address given,
 // whose origin must be -origin's: it signs in, shows the notifications, keeps its token fresh, and re-creates its
