@@ -473,7 +473,8 @@ func (l *lines) all() []string {
 	return append([]string(nil), l.done...)
 }
 
-// A publisher posts numbered notifications through nginx, signed in as a
+// A publisher posts numbered notifications to the API (through nginx,
+// where there is one), signed in as a
 // user of its own (again when its token has expired), every 40 ms,
 // alternately to one user and to everyone, and remembers what was
 // answered.
