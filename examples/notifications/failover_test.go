@@ -474,10 +474,9 @@ func (l *lines) all() []string {
 }
 
 // A publisher posts numbered notifications to the API (through nginx,
-// where there is one), signed in as a
-// user of its own (again when its token has expired), every 40 ms,
-// alternately to one user and to everyone, and remembers what was
-// answered.
+// where there is one), signed in as a user of its own (again when its
+// token has expired), every 40 ms, alternately to one user and to
+// everyone, and remembers what was answered.
 type publisher struct {
 	mu       sync.Mutex
 	outcomes []outcome // by number - 1
