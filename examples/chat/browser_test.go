@@ -12,12 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/echosse/echo-sse/internal/browsertest"
 )
 
 // update rewrites the screenshot committed as docs/chat.png.
@@ -38,7 +39,7 @@ func TestTwoPagesSeeAMessageAtOnce(t *testing.T) {
 
 func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
 	ts := startServerWith(t, "127.0.0.1:0", config{Retry: time.Second, Compress: compress})
-	sender, receiver := newTab(t), newTab(t)
+	sender, receiver := browsertest.NewTab(t), browsertest.NewTab(t)
 
 	watch, cancel := context.WithTimeout(receiver, 30*time.Second)
 	defer cancel()
@@ -47,17 +48,17 @@ func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
 	openRoom(t, sender, ts.url)
 	openRoom(t, receiver, ts.url)
 	for _, tab := range []context.Context{sender, receiver} {
-		waitFor(t, tab, "the presence event counting both pages", `document.getElementById("online").textContent === "2"`, 5*time.Second)
+		browsertest.WaitFor(t, tab, "the presence event counting both pages", `document.getElementById("online").textContent === "2"`, 5*time.Second)
 	}
 
 	const text = "Hello from the other page"
-	do(t, sender,
+	browsertest.Do(t, sender,
 		chromedp.SendKeys(chromedp.CSS("#name"), "Ada"),
 		chromedp.SendKeys(chromedp.CSS("#text"), text),
 	)
 	start := time.Now()
-	do(t, sender, chromedp.Click(chromedp.CSS("#send")))
-	waitFor(t, receiver, "the message in the other page", hasText(text), time.Second)
+	browsertest.Do(t, sender, chromedp.Click(chromedp.CSS("#send")))
+	browsertest.WaitFor(t, receiver, "the message in the other page", hasText(text), time.Second)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the message took %v to reach the other page, want under a second", d)
 	} else {
@@ -65,7 +66,7 @@ func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
 	}
 
 	// The other page shows who sent it and when.
-	got := eval[shownMessage](t, receiver, lastMessage)
+	got := browsertest.Eval[shownMessage](t, receiver, lastMessage)
 	if got.Name != "Ada" || got.Text != text || got.Own {
 		t.Errorf("the other page shows %+v, want Ada's message, not marked as its own", got)
 	}
@@ -73,13 +74,13 @@ func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
 		t.Errorf("the message's time is %q, shown as %q; want the time it was sent", got.Time, got.Clock)
 	}
 	// The sender's page shows it too, as its own, from the stream.
-	waitFor(t, sender, "the message in the sender's page", hasText(text), time.Second)
-	if own := eval[shownMessage](t, sender, lastMessage); !own.Own {
+	browsertest.WaitFor(t, sender, "the message in the sender's page", hasText(text), time.Second)
+	if own := browsertest.Eval[shownMessage](t, sender, lastMessage); !own.Own {
 		t.Errorf("the sender's page shows %+v, want it marked as its own", own)
 	}
 	// The field is cleared once the POST is answered, which may come
 	// after the message arrived on the stream.
-	waitFor(t, sender, "the message field to be cleared after sending", `document.getElementById("text").value === ""`, time.Second)
+	browsertest.WaitFor(t, sender, "the message field to be cleared after sending", `document.getElementById("text").value === ""`, time.Second)
 
 	// The stream the browser read was gzip'd.
 	for ev, err := range responses {
@@ -104,14 +105,14 @@ func TestPageResumesAfterDropWithMissedMessagesOnce(t *testing.T) {
 	// is away; long enough to be sure, short enough to be quick.
 	ts := startServer(t, 1500*time.Millisecond)
 	c := client(t)
-	tab := newTab(t)
+	tab := browsertest.NewTab(t)
 	openRoom(t, tab, ts.url)
 	post(t, c, ts.url, "Grace", "before the drop")
-	waitFor(t, tab, "the first message", hasText("before the drop"), 5*time.Second)
+	browsertest.WaitFor(t, tab, "the first message", hasText("before the drop"), 5*time.Second)
 
 	replayed := ts.b.Stats().Replayed
 	ts.dropStreams() // as a network failure would: no close event
-	waitFor(t, tab, "the page to show it is reconnecting", stateIs("reconnecting"), 5*time.Second)
+	browsertest.WaitFor(t, tab, "the page to show it is reconnecting", stateIs("reconnecting"), 5*time.Second)
 	missed := []string{"missed one", "missed two", "missed three"}
 	for _, text := range missed {
 		post(t, c, ts.url, "Linus", text)
@@ -120,12 +121,12 @@ func TestPageResumesAfterDropWithMissedMessagesOnce(t *testing.T) {
 		t.Fatalf("%d pages online while the messages were published; the page came back too soon to test the replay", n)
 	}
 
-	waitFor(t, tab, "the page to be live again", stateIs("live"), 10*time.Second)
+	browsertest.WaitFor(t, tab, "the page to be live again", stateIs("live"), 10*time.Second)
 	post(t, c, ts.url, "Grace", "after the reconnect")
-	waitFor(t, tab, "the message posted after the reconnect", hasText("after the reconnect"), 5*time.Second)
+	browsertest.WaitFor(t, tab, "the message posted after the reconnect", hasText("after the reconnect"), 5*time.Second)
 
 	want := slices.Concat([]string{"before the drop"}, missed, []string{"after the reconnect"})
-	if got := eval[[]string](t, tab, messageTexts); !slices.Equal(got, want) {
+	if got := browsertest.Eval[[]string](t, tab, messageTexts); !slices.Equal(got, want) {
 		t.Errorf("the page shows %q, want %q: each message once, in order", got, want)
 	}
 	if n := ts.b.Stats().Replayed - replayed; n < uint64(len(missed)) {
@@ -139,10 +140,10 @@ func TestPageResumesAfterDropWithMissedMessagesOnce(t *testing.T) {
 func TestCloseEventStopsThePage(t *testing.T) {
 	retry := 500 * time.Millisecond
 	ts := startServer(t, retry)
-	tab := newTab(t)
+	tab := browsertest.NewTab(t)
 	openRoom(t, tab, ts.url)
 	// A listener of the test's own, beside the page's, on the page's EventSource.
-	do(t, tab, chromedp.Evaluate[chromedp.Void](`
+	browsertest.Do(t, tab, chromedp.Evaluate[chromedp.Void](`
 		window.closeEvents = [];
 		chat.source.addEventListener("close", (e) => closeEvents.push(e.data));
 	`))
@@ -150,22 +151,22 @@ func TestCloseEventStopsThePage(t *testing.T) {
 	if err := ts.stop(); err != nil { // what Ctrl-C does
 		t.Fatal(err)
 	}
-	waitFor(t, tab, "the close event", `closeEvents.length > 0`, 5*time.Second)
-	if got := eval[[]string](t, tab, `closeEvents`); !slices.Equal(got, []string{""}) {
+	browsertest.WaitFor(t, tab, "the close event", `closeEvents.length > 0`, 5*time.Second)
+	if got := browsertest.Eval[[]string](t, tab, `closeEvents`); !slices.Equal(got, []string{""}) {
 		t.Errorf("close events %q reached addEventListener, want one with empty data", got)
 	}
-	waitFor(t, tab, "the page to show the stream closed", stateIs("closed"), time.Second)
-	if notice := eval[string](t, tab, `document.querySelector("#messages .notice:last-child").textContent`); !strings.Contains(notice, "closed the stream") {
+	browsertest.WaitFor(t, tab, "the page to show the stream closed", stateIs("closed"), time.Second)
+	if notice := browsertest.Eval[string](t, tab, `document.querySelector("#messages .notice:last-child").textContent`); !strings.Contains(notice, "closed the stream") {
 		t.Errorf("the page's last notice is %q, want one saying the server closed the stream", notice)
 	}
 
 	// It stays closed: well past the retry delay, the EventSource has not
 	// reopened (readyState 2 is CLOSED, which never reconnects).
 	time.Sleep(2 * retry)
-	if rs := eval[int](t, tab, `chat.source.readyState`); rs != 2 {
+	if rs := browsertest.Eval[int](t, tab, `chat.source.readyState`); rs != 2 {
 		t.Errorf("the EventSource's readyState is %d after the close event, want 2 (CLOSED)", rs)
 	}
-	if st := eval[string](t, tab, `document.getElementById("status").dataset.state`); st != "closed" {
+	if st := browsertest.Eval[string](t, tab, `document.getElementById("status").dataset.state`); st != "closed" {
 		t.Errorf("the page shows %q after the close event, want closed", st)
 	}
 
@@ -173,12 +174,12 @@ func TestCloseEventStopsThePage(t *testing.T) {
 	// history is empty. The page's Reconnect button resumes from its last
 	// event ID; the server cannot replay it, and says so.
 	again := startServerAt(t, strings.TrimPrefix(ts.url, "http://"), retry)
-	do(t, tab, chromedp.Click(chromedp.CSS("#messages .notice:last-child button")))
-	waitFor(t, tab, "the page to be live again", stateIs("live"), 5*time.Second)
-	waitFor(t, tab, "a notice that the missed messages are gone",
+	browsertest.Do(t, tab, chromedp.Click(chromedp.CSS("#messages .notice:last-child button")))
+	browsertest.WaitFor(t, tab, "the page to be live again", stateIs("live"), 5*time.Second)
+	browsertest.WaitFor(t, tab, "a notice that the missed messages are gone",
 		`[...document.querySelectorAll("#messages .notice")].some((e) => e.textContent.includes("no longer on the server"))`, 5*time.Second)
 	post(t, client(t), again.url, "Ada", "back again")
-	waitFor(t, tab, "a message posted after the restart", hasText("back again"), 5*time.Second)
+	browsertest.WaitFor(t, tab, "a message posted after the restart", hasText("back again"), 5*time.Second)
 }
 
 // TestScreenshot writes pictures of a live room, on a desktop and on a
@@ -187,13 +188,13 @@ func TestCloseEventStopsThePage(t *testing.T) {
 func TestScreenshot(t *testing.T) {
 	ts := startServer(t, time.Second)
 	c := client(t)
-	tab := newTab(t)
-	do(t, tab, chromedp.EmulateViewport(960, 640, chromedp.EmulateScale(2)))
+	tab := browsertest.NewTab(t)
+	browsertest.Do(t, tab, chromedp.EmulateViewport(960, 640, chromedp.EmulateScale(2)))
 	openRoom(t, tab, ts.url)
 	for range 2 { // more people in the room
-		openRoom(t, newTab(t), ts.url)
+		openRoom(t, browsertest.NewTab(t), ts.url)
 	}
-	do(t, tab, chromedp.SendKeys(chromedp.CSS("#name"), "Ada"))
+	browsertest.Do(t, tab, chromedp.SendKeys(chromedp.CSS("#name"), "Ada"))
 
 	conversation := []struct{ name, text string }{
 		{"Grace", "Morning! Is the new build out yet?"},
@@ -205,9 +206,9 @@ func TestScreenshot(t *testing.T) {
 	for _, m := range conversation {
 		post(t, c, ts.url, m.name, m.text)
 	}
-	waitFor(t, tab, "the conversation", hasText(conversation[len(conversation)-1].text), 5*time.Second)
-	waitFor(t, tab, "three pages online", `document.getElementById("online").textContent === "3"`, 5*time.Second)
-	do(t, tab, chromedp.SendKeys(chromedp.CSS("#text"), "Great work, everyone"))
+	browsertest.WaitFor(t, tab, "the conversation", hasText(conversation[len(conversation)-1].text), 5*time.Second)
+	browsertest.WaitFor(t, tab, "three pages online", `document.getElementById("online").textContent === "3"`, 5*time.Second)
+	browsertest.Do(t, tab, chromedp.SendKeys(chromedp.CSS("#text"), "Great work, everyone"))
 
 	dir := os.Getenv("SCREENSHOT_DIR")
 	if dir == "" {
@@ -216,115 +217,21 @@ func TestScreenshot(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	desktop := capture(t, tab)
+	desktop := browsertest.Capture(t, tab)
 	write(t, filepath.Join(dir, "chat.png"), desktop)
 	if *update {
 		write(t, filepath.Join("..", "..", "docs", "chat.png"), desktop)
 	}
 
-	do(t, tab, chromedp.EmulateViewport(390, 780, chromedp.EmulateScale(2), chromedp.EmulateMobile))
-	write(t, filepath.Join(dir, "chat-phone.png"), capture(t, tab))
-}
-
-// newTab opens a tab in the shared browser, closed when the test ends. The
-// test fails if the page throws an uncaught exception.
-func newTab(t *testing.T) context.Context {
-	t.Helper()
-	tab, cancel := chromedp.NewContext(browser)
-	// As for the browser (see withBrowser.Run), the first Run on tab gets
-	// tab itself, and a timer bounds it.
-	const openTimeout = 15 * time.Second
-	slow := time.AfterFunc(openTimeout, cancel)
-	err := chromedp.Do(tab) // opens the tab
-	if !slow.Stop() {
-		err = fmt.Errorf("not opened within %v: %w", openTimeout, err)
-	}
-	if err != nil {
-		cancel()
-		t.Fatalf("opening a tab: %v", err)
-	}
-	var (
-		mu         sync.Mutex
-		exceptions []string
-	)
-	console := chromedp.Console(tab)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range console {
-			if err != nil {
-				return // the tab is closed
-			}
-			if m.IsException() {
-				mu.Lock()
-				exceptions = append(exceptions, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		for _, e := range exceptions {
-			t.Errorf("the page threw: %s", e)
-		}
-	})
-	return tab
-}
-
-// do runs steps in tab, failing the test on an error or after 15 seconds.
-func do(t *testing.T, tab context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// eval returns the value of a JavaScript expression in tab.
-func eval[T any](t *testing.T, tab context.Context, expr string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitFor waits until a JavaScript expression is true in tab, for at most
-// timeout.
-func waitFor(t *testing.T, tab context.Context, what, expr string, timeout time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(10*time.Millisecond),
-		chromedp.WithPollingTimeout(timeout)))
-	if err != nil {
-		t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-	}
+	browsertest.Do(t, tab, chromedp.EmulateViewport(390, 780, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	write(t, filepath.Join(dir, "chat-phone.png"), browsertest.Capture(t, tab))
 }
 
 // openRoom loads the page in tab and waits until its stream is live.
 func openRoom(t *testing.T, tab context.Context, url string) {
 	t.Helper()
-	do(t, tab, chromedp.Navigate(url+"/"))
-	waitFor(t, tab, "the page's stream to be live", stateIs("live"), 5*time.Second)
-}
-
-// capture returns a PNG of tab's viewport.
-func capture(t *testing.T, tab context.Context) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return png
+	browsertest.Do(t, tab, chromedp.Navigate(url+"/"))
+	browsertest.WaitFor(t, tab, "the page's stream to be live", stateIs("live"), 5*time.Second)
 }
 
 func write(t *testing.T, path string, b []byte) {

@@ -2,80 +2,21 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
+
+	"github.com/echosse/echo-sse/internal/browsertest"
 )
 
-// chromium is Debian's chromium package; scripts/test.sh installs it.
-const chromium = "/usr/bin/chromium"
-
-// browser is the one headless Chromium the tests share; each test opens
-// its own tabs in it with newTab.
-var browser context.Context
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(withBrowser{m}) }
-
-// withBrowser runs the tests with the shared browser started, and stops it,
-// waiting for its process to exit, before goleak looks for leftovers.
-type withBrowser struct{ m *testing.M }
-
-func (w withBrowser) Run() int {
-	if _, err := os.Stat(chromium); err != nil {
-		fmt.Fprintf(os.Stderr, "examples/chat: the browser tests need %s (Debian's chromium package): run scripts/test.sh, which installs it\n", chromium)
-		return 1
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], // headless, --no-first-run, --disable-background-networking, --disable-sync, ...
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // the tests may run as root
-		chromedp.DisableGPU,
-		// Nothing may reach for the network: this machine's is loopback only.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-sync", true),
-		// No user-data-dir: chromedp makes a fresh temporary one per run and
-		// removes it when the browser exits.
-	)
-	allocCtx, stopAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, stopBrowser := chromedp.NewContext(allocCtx)
-	defer stopAlloc() // waits for the browser process to exit
-	defer stopBrowser()
-
-	// The first Run on ctx starts the browser and ties the browser's life to
-	// the context it is given, so it gets ctx itself, which lives as long
-	// as the package's tests: a context with a timeout would stop the
-	// browser when the timeout ends, under whichever test runs then. The
-	// start is bounded instead by a timer that cancels ctx; each step of a
-	// test has its own timeout, on a context derived from its tab.
-	const startTimeout = 30 * time.Second
-	slow := time.AfterFunc(startTimeout, stopBrowser)
-	err := chromedp.Do(ctx) // starts the browser
-	if !slow.Stop() {
-		err = fmt.Errorf("not started within %v: %w", startTimeout, err)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "examples/chat: cannot start %s: %v\n", chromium, err)
-		return 1
-	}
-	browser = ctx
-	code := w.m.Run()
-
-	closing, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := chromedp.Cancel(ctx); err != nil && closing.Err() == nil { // closes the browser gracefully
-		fmt.Fprintf(os.Stderr, "examples/chat: closing the browser: %v\n", err)
-	}
-	return code
-}
+// The browser tests run in one headless Chromium the package's tests
+// share (internal/browsertest); each test opens its own tabs in it.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(browsertest.WithBrowser(m)) }
 
 // testServer is a chat server on a loopback port, shut down with its test.
 type testServer struct {

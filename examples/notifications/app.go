@@ -159,10 +159,18 @@ func (a *app) events(c echo.Context) error {
 		expiry.Stop()
 		a.give(user)
 	})
-	if err := a.b.Subscribe(s, "user:"+user, broadcastTopic); errors.Is(err, broker.ErrGap) {
-		return s.Send(event.Event{Type: "reload", Data: ""}) // it missed some: refetch
-	} else if err != nil {
+	err = a.b.Subscribe(s, "user:"+user, broadcastTopic)
+	gap := errors.Is(err, broker.ErrGap)
+	if err != nil && !gap {
 		return err
+	}
+	// The request logger logs a stream when it ends, which may be hours
+	// later, or never if the process dies: say where and from which event
+	// it starts.
+	a.cfg.Log.Info("stream open", "id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"user", user, "lastEventID", s.LastEventID(), "gap", gap)
+	if gap {
+		return s.Send(event.Event{Type: "reload", Data: ""}) // it missed some: refetch
 	}
 	return nil
 }

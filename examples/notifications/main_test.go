@@ -4,6 +4,10 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/echosse/echo-sse/internal/browsertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The browser test runs in one headless Chromium the package's tests share
+// (internal/browsertest).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(browsertest.WithBrowser(m)) }

@@ -138,6 +138,14 @@ func (n *Nginx) ErrorLog() string {
 	return string(b)
 }
 
+// AccessLog returns what nginx has written to its access log so far, in
+// its default (combined) format: one line per request, written when the
+// request ends.
+func (n *Nginx) AccessLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "access.log"))
+	return string(b)
+}
+
 // Stop stops nginx at once (SIGTERM, its fast shutdown, which does not
 // wait for open streams; SIGKILL after 10 seconds) and waits for the
 // process to exit. It returns an error if nginx had already exited by
