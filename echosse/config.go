@@ -120,15 +120,22 @@ type Config struct {
 	// stream writes the status line and headers itself, then its events
 	// straight to the connection, and the response is delimited by the
 	// connection's close (Connection: close, no chunked framing), which
-	// HTTP/1.1 permits for a response only the server ends.
-	// net/http's read and write buffers and its background reader go
-	// away; a goroutine of the stream's own, blocked in a one-byte read,
-	// learns that the client left. Over HTTP/2, for HEAD requests and
-	// behind a middleware that wraps the writer (Echo's Gzip), the stream
-	// stays on net/http's path by itself. http.Server.Shutdown no longer
-	// waits for a taken-over stream, which still ends with the close
-	// event; a logger or metrics middleware sees the request end when the
-	// stream ends, as without Takeover, with status 200.
+	// HTTP/1.1 permits for a response only the server ends. The handler
+	// returns at once, and a goroutine of the stream's own, started
+	// fresh, pumps it; net/http's read and write buffers, its background
+	// reader and the request's header go away. On Linux one goroutine
+	// for all such connections learns from epoll that a client left;
+	// elsewhere a goroutine of the stream's own, blocked in a read.
+	// Over HTTP/2, for HEAD requests and behind a middleware that wraps
+	// the writer (Echo's Gzip), the stream stays on net/http's path by
+	// itself. A logger or metrics middleware sees the request end, with
+	// status 200, when the stream takes the connection over, not when it
+	// ends; an error reported after that gets a request with the method,
+	// URL, host, client address and TLS state, and no header.
+	// http.Server.Shutdown no longer waits for a taken-over stream, which
+	// still ends with the close event, promptly, but may not have
+	// written it when Shutdown returns: a program that exits right after
+	// Shutdown can cut it off.
 	// Optional. Default value false.
 	Takeover bool
 

@@ -1,17 +1,22 @@
 package echosse_test
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/doortest"
 )
 
@@ -93,5 +98,70 @@ func TestTakeoverHandlerError(t *testing.T) {
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 200 || !res.Close || strings.Contains(string(b), "Internal") {
 		t.Fatalf("status %d, Close %v, body %q", res.StatusCode, res.Close, b)
+	}
+}
+
+// TestTakeoverDetached: once the handler of a taken-over stream has
+// returned, the echo.Context Echo pools no longer holds net/http's
+// response, and an error the stream reports reaches Config.ErrorHandler
+// with a context of its own: the route's path, the request's method, URL
+// and client address, the stream's context.
+func TestTakeoverDetached(t *testing.T) {
+	type report struct {
+		path, method, uri string
+		same              bool
+	}
+	reports := make(chan report, 1)
+	var stream atomic.Pointer[echosse.Stream]
+	e := echo.New()
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			if _, ok := c.Response().Writer.(interface {
+				Hijack() (net.Conn, *bufio.ReadWriter, error)
+			}); ok {
+				t.Errorf("after a takeover the pooled context still holds %T", c.Response().Writer)
+			}
+			return err
+		}
+	})
+	e.Use(echosse.Middleware(echosse.Config{Takeover: true, ErrorHandler: func(c echo.Context, err error) {
+		if strings.Contains(err.Error(), "event skipped") {
+			reports <- report{c.Path(), c.Request().Method, c.Request().RequestURI, c.Request().Context() == stream.Load().Context()}
+		}
+	}}))
+	returned := make(chan struct{})
+	e.GET("/users/:id", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		stream.Store(s)
+		go func() { <-returned; s.C <- event.Event{ID: "a\nb"}; close(s.C) }()
+		return nil
+	})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.ServeHTTP(w, r)
+		close(returned) // Echo's handler chain has returned: its context is back in the pool
+	}))
+	defer ts.Close()
+	client := ts.Client()
+	client.Timeout = 5 * time.Second
+	res, err := client.Get(ts.URL + "/users/7?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if !strings.HasSuffix(string(b), "event: close\ndata:\n\n") {
+		t.Fatalf("body %q, %v: the stream did not end once its handler returned", b, err)
+	}
+	select {
+	case r := <-reports:
+		if r.path != "/users/:id" || r.method != http.MethodGet || r.uri != "/users/7?x=1" || !r.same {
+			t.Errorf("the error handler got path %q, %s %q, the stream's context %v", r.path, r.method, r.uri, r.same)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the skipped event was not reported")
 	}
 }

@@ -48,8 +48,14 @@ func (config Config) ToMiddleware() (echo.MiddlewareFunc, error) {
 		onError = DefaultConfig.ErrorHandler
 	}
 	srv, err := door.New(config.core(), door.Hooks{
-		Prefix:     "echosse: ",
-		Report:     func(tag any, err error) { onError(tag.(echo.Context), err) },
+		Prefix: "echosse: ",
+		Report: func(tag any, r *http.Request, err error) {
+			if d, ok := tag.(detached); ok {
+				tag = d.context(r)
+			}
+			onError(tag.(echo.Context), err)
+		},
+		Detach:     detach,
 		Compressed: echoGzipInFront,
 	})
 	if err != nil {
@@ -145,3 +151,45 @@ func cause(err error) error {
 	}
 	return err
 }
+
+// detached is the error handler's tag of a stream that took its
+// connection over (Config.Takeover) once its handler has returned: the
+// echo.Context has gone back to Echo's pool, so an error is reported with
+// a context of its own.
+type detached struct {
+	e    *echo.Echo
+	path string
+}
+
+// detach makes the tag of a stream whose handler is returning while the
+// stream goes on. The context Echo pools keeps its Response until it is
+// reused: the Response lets go of net/http's, which holds the
+// connection's read and write buffers, now the stream's no more.
+func detach(tag any) any {
+	c := tag.(echo.Context)
+	c.Response().Writer = takenOver{}
+	return detached{e: c.Echo(), path: c.Path()}
+}
+
+// context returns a context for the error handler with r, the stream's
+// request.
+func (d detached) context(r *http.Request) echo.Context {
+	c := d.e.NewContext(r, takenOver{})
+	c.SetPath(d.path)
+	c.Response().Committed, c.Response().Status = true, http.StatusOK
+	return c
+}
+
+// takenOver is the response writer of a request whose stream took the
+// connection over: what would write to it fails.
+type takenOver struct{}
+
+// Header implements [http.ResponseWriter].
+func (takenOver) Header() http.Header { return http.Header{} }
+
+// Write implements [http.ResponseWriter]: it fails with
+// http.ErrHijacked.
+func (takenOver) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+
+// WriteHeader implements [http.ResponseWriter]; it does nothing.
+func (takenOver) WriteHeader(int) {}

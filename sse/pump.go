@@ -68,6 +68,9 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 		case <-s.reqDone:
 			return s.clientGone(), false
 		case <-s.wake:
+			if s.conn != nil && s.gone.Load() {
+				return s.clientGone(), false
+			}
 			if s.ctx.Err() != nil {
 				err := s.cause()
 				if err == ErrShutdown {
@@ -125,16 +128,22 @@ const goesOn = NumEndReasons
 // about err, in a *StreamError: one that ends the stream for reason, or
 // with reason goesOn one that does not.
 func (s *Stream) errorHandler(err error, reason EndReason) {
+	s.mu.Lock()
+	tag, req, lean := s.tag, s.req, s.lean // Wait may change them (a taken-over stream)
+	s.mu.Unlock()
+	if req == nil {
+		req = lean.request(s.ctx)
+	}
 	err = &StreamError{
 		Err:        err,
 		Ends:       reason != goesOn,
 		Reason:     reason,
-		RemoteAddr: s.req.RemoteAddr,
+		RemoteAddr: req.RemoteAddr,
 		Age:        time.Since(epoch) - s.opened,
 	}
 	if r := s.srv.hooks.Report; r != nil {
-		r(s.tag, err)
+		r(tag, req, err)
 		return
 	}
-	s.srv.cfg.ErrorHandler(s.req, err)
+	s.srv.cfg.ErrorHandler(req, err)
 }

@@ -194,6 +194,7 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 	if o != nil {
 		o.Request = req
 	}
+	take := srv.cfg.Takeover && canTakeOver(w, r)
 	ch := make(chan event.Event, srv.cfg.BufferSize)
 	s := &Stream{
 		C:           ch,
@@ -201,7 +202,6 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		ctx:         ctx,
 		cancelCtx:   cancel,
 		reqCtx:      r.Context(),
-		reqDone:     r.Context().Done(),
 		lastEventID: lastID,
 		srv:         srv,
 		req:         req,
@@ -215,6 +215,11 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 	if gz {
 		// Before the stream is tracked: Stats reads it.
 		s.gz = &gzipStream{w: out, pool: srv.compressors}
+	}
+	if !take {
+		// A stream that takes its connection over watches the
+		// connection instead (and saves the channel).
+		s.reqDone = r.Context().Done()
 	}
 	srv.servers.track(s, r)
 	if srv.cfg.PingInterval > 0 || gz {
@@ -232,7 +237,10 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		out.Header()["Content-Encoding"] = gzipEncoding
 		out.Header().Add("Vary", "Accept-Encoding")
 	}
-	if !srv.cfg.Takeover || !canTakeOver(w, r) || !s.takeOver(out) {
+	if !take || !s.takeOver(out) {
+		if s.reqDone == nil {
+			s.reqDone = r.Context().Done()
+		}
 		out.WriteHeader(http.StatusOK)
 	}
 	if err := s.writeControl(srv.openFrame); err != nil {

@@ -75,7 +75,10 @@ type Stream struct {
 	wrote   time.Duration  // when the last write began, since epoch
 	counts  streamCounts   // what it wrote, for Stats
 	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
-	watched chan struct{}  // closed when the taken-over connection's watcher has stopped
+	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
+	pollID  uint64         // the poller's key for the taken-over connection
+	gone    atomic.Bool    // the client of the taken-over connection left
+	lean    *leanRequest   // for a taken-over stream whose handler returned: what is left of req, which is nil
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -230,6 +233,10 @@ func (s *Stream) Err() error {
 // millisecond after Open on; a handler that only hands the stream to its
 // senders and calls Wait costs no goroutine but its own. A second call
 // waits for the stream to end.
+//
+// A stream that took its connection over (Config.Takeover) is not
+// net/http's any more: Wait hands it to a goroutine of its own, if none
+// pumps it yet, and returns nil at once, while the stream goes on.
 func (s *Stream) Wait() error {
 	s.mu.Lock()
 	if s.returned {
@@ -238,12 +245,27 @@ func (s *Stream) Wait() error {
 		return s.Err()
 	}
 	s.returned = true
+	if s.conn != nil {
+		if h := s.srv.hooks.Detach; h != nil {
+			s.tag = h(s.tag)
+		}
+		s.lean, s.req = lean(s.req), nil
+	}
 	starter := s.starter
 	s.starter = nil
 	parked := s.parked
 	s.mu.Unlock()
 	if starter != nil {
 		starter.Stop()
+	}
+	if s.conn != nil {
+		// A taken-over connection is not net/http's: the handler's
+		// goroutine, with its deep stack, need not stay. The pump
+		// goroutine, if one runs, goes on; else one starts.
+		if parked == nil {
+			go s.pumpDetached()
+		}
+		return s.Err()
 	}
 	if parked != nil {
 		s.handOff.Store(true)
@@ -285,6 +307,9 @@ func (s *Stream) cause() error { return context.Cause(s.ctx) }
 // clientGone returns why the request's context is done: the client is
 // gone, unless something else cancelled it with a cause of its own.
 func (s *Stream) clientGone() error {
+	if s.conn != nil {
+		return ErrClientGone
+	}
 	if err := context.Cause(s.reqCtx); err != context.Canceled {
 		return err
 	}
@@ -303,9 +328,12 @@ func (s *Stream) finish(reason error) {
 	// Let net/http end the response without the last write deadline.
 	s.disarmStall()
 	s.setWriteDeadline(time.Time{})
+	// The slot is free before a taken-over connection closes: the
+	// client, which learns of the end from the close, may come back at
+	// once.
+	s.srv.clients.Add(-1)
 	s.closeConn()
 	s.untrack()
-	s.srv.clients.Add(-1)
 	s.cancel(reasonOf(reason, EndClientGone), reason)
 	s.mu.Lock()
 	s.srv.counters.fold(s, s.reason)

@@ -1,14 +1,20 @@
 package sse
 
 // This file owns Config.Takeover: taking an HTTP/1.x connection away from
-// net/http once a stream opens, writing the response head, and learning
-// that the client left without net/http's background reader.
+// net/http once a stream opens, writing the response head, handing the
+// stream to a goroutine of its own when the handler returns, and learning
+// that the client left without net/http's background reader: from the
+// shared poller (poll_linux.go), or else from a goroutine of the stream's
+// own blocked in a read.
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/echosse/echo-sse/internal/door"
@@ -26,6 +32,10 @@ func canTakeOver(w http.ResponseWriter, r *http.Request) bool {
 // headers set on out, and makes the stream write to the connection and
 // watch it for the client's leaving. It reports false, with nothing
 // written, when the connection cannot be hijacked.
+//
+// From here on the stream keeps nothing of net/http's: not the
+// ResponseController, not the writer it was given (whose response holds
+// the connection's read and write buffers), not the request's context.
 func (s *Stream) takeOver(out http.ResponseWriter) bool {
 	conn, brw, err := s.rc.Hijack()
 	if err != nil {
@@ -44,31 +54,57 @@ func (s *Stream) takeOver(out http.ResponseWriter) bool {
 	_ = h.Write(&b)
 	b.WriteString("Connection: close\r\n\r\n")
 	_ = conn.SetDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(context.Background())
 	s.conn = conn
-	s.reqCtx = ctx
-	s.reqDone = ctx.Done()
-	s.watched = make(chan struct{})
+	s.rc = nil
+	s.reqCtx = nil
+	s.reqDone = nil
 	s.out = connWriter{conn}
 	if s.gz != nil {
 		s.gz.w = s.out
 	}
-	go watch(conn, cancel, s.watched)
+	s.watch()
 	s.deadline()
 	if _, err := conn.Write(b.Bytes()); err != nil {
-		cancel() // the first write reports it
+		s.leave() // the first write reports it
 	}
 	return true
 }
 
-// watch reads from conn until the read fails, which it does when the
-// client closes the connection or the stream closes it, then cancels.
-func watch(conn net.Conn, cancel context.CancelFunc, done chan<- struct{}) {
-	defer close(done)
-	defer cancel()
+// leave tells the pump that the client of a taken-over connection left.
+func (s *Stream) leave() {
+	s.gone.Store(true)
+	s.poke()
+}
+
+// left reports whether the client is gone: its connection closed, or the
+// request's context cancelled, as net/http does when it learns it.
+func (s *Stream) left() bool {
+	if s.conn != nil {
+		return s.gone.Load()
+	}
+	return s.reqCtx.Err() != nil
+}
+
+// watch arranges for leave to be called when the client closes the
+// taken-over connection: by the shared poller, or else by a goroutine of
+// the stream's own.
+func (s *Stream) watch() {
+	if poller.add(s) {
+		return
+	}
+	s.watched = make(chan struct{})
+	go s.read()
+}
+
+// read reads from the connection until the read fails, which it does when
+// the client closes the connection or the stream closes it, then calls
+// leave.
+func (s *Stream) read() {
+	defer close(s.watched)
+	defer s.leave()
 	var b [1]byte
 	for {
-		if _, err := conn.Read(b[:]); err != nil {
+		if _, err := s.conn.Read(b[:]); err != nil {
 			return
 		}
 	}
@@ -104,11 +140,60 @@ func (s *Stream) flushOut() error {
 	return s.rc.Flush()
 }
 
-// closeConn closes a taken-over connection, which ends the response, and
-// waits for its watcher.
+// closeConn closes a taken-over connection, which ends the response, once
+// the poller no longer watches it, or waits for its reader.
 func (s *Stream) closeConn() {
-	if s.conn != nil {
-		_ = s.conn.Close()
+	if s.conn == nil {
+		return
+	}
+	if s.watched == nil {
+		poller.remove(s)
+		// Unread bytes from the client would make the close a reset,
+		// which may cut off what was written last.
+		_ = s.conn.SetReadDeadline(time.Now())
+		var b [64]byte
+		for {
+			if n, err := s.conn.Read(b[:]); n == 0 || err != nil {
+				break
+			}
+		}
+	}
+	_ = s.conn.Close()
+	if s.watched != nil {
 		<-s.watched
 	}
+}
+
+// pumpDetached pumps a taken-over stream, whose handler has returned,
+// until it ends.
+func (s *Stream) pumpDetached() {
+	err, _ := s.pump(false)
+	s.ended = true
+	s.finish(err)
+}
+
+// leanRequest is what a taken-over stream keeps of its request once the
+// handler has returned, for the error handler: the method, URL, host,
+// client address and TLS state, not the header, whose map and values
+// (cookies, tokens) are most of what a browser's request weighs, nor the
+// body. request makes an *http.Request of it when an error is reported.
+type leanRequest struct {
+	method, host, remoteAddr, requestURI string
+	url                                  *url.URL
+	minor                                int
+	tls                                  *tls.ConnectionState
+}
+
+// lean returns what r keeps when it becomes a leanRequest.
+func lean(r *http.Request) *leanRequest {
+	return &leanRequest{r.Method, r.Host, r.RemoteAddr, r.RequestURI, r.URL, r.ProtoMinor, r.TLS}
+}
+
+// request returns the request, with ctx, the stream's context.
+func (l *leanRequest) request(ctx context.Context) *http.Request {
+	r := &http.Request{
+		Method: l.method, URL: l.url, Proto: "HTTP/1." + strconv.Itoa(l.minor), ProtoMajor: 1, ProtoMinor: l.minor,
+		Header: http.Header{}, Body: http.NoBody, Host: l.host, RemoteAddr: l.remoteAddr, RequestURI: l.requestURI, TLS: l.tls,
+	}
+	return r.WithContext(ctx)
 }

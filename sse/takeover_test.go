@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,34 +100,198 @@ func TestTakeoverCurl(t *testing.T) {
 }
 
 // TestTakeoverClientGone: a taken-over stream learns within a second that
-// its client closed the connection.
+// its client closed the connection, from the poller for a TCP connection
+// and from a reader of its own for a connection without a file descriptor.
 func TestTakeoverClientGone(t *testing.T) {
-	opened := make(chan *sse.Stream, 1)
+	for _, tt := range []struct {
+		name string
+		wrap bool // the listener's connections hide their file descriptor
+	}{{"poller", false}, {"reader", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			opened := make(chan *sse.Stream, 1)
+			srv := takeoverServer(t)
+			ts := httptest.NewUnstartedServer(takeoverHandler(srv, nil, opened))
+			if tt.wrap {
+				ts.Listener = opaqueListener{ts.Listener}
+			}
+			ts.Start()
+			defer ts.Close()
+			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			var s *sse.Stream
+			select {
+			case s = <-opened:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no stream opened")
+			}
+			readUntil(t, conn, "data: hi\n\n")
+			conn.Close()
+			select {
+			case <-s.Done():
+			case <-time.After(time.Second):
+				t.Fatal("the stream did not end within 1 s of the client leaving")
+			}
+			if !errors.Is(s.Err(), sse.ErrClientGone) {
+				t.Fatalf("Err = %v, want ErrClientGone", s.Err())
+			}
+		})
+	}
+}
+
+// opaqueListener's connections are net.Conn only: no file descriptor to
+// poll.
+type opaqueListener struct{ net.Listener }
+
+func (l opaqueListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return struct{ net.Conn }{c}, nil
+}
+
+// readUntil reads from conn until what it read ends with want.
+func readUntil(t *testing.T, conn net.Conn, want string) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	var got []byte
+	b := make([]byte, 512)
+	for !strings.HasSuffix(string(got), want) {
+		n, err := conn.Read(b)
+		got = append(got, b[:n]...)
+		if err != nil {
+			t.Fatalf("read %q, then %v; want it to end with %q", got, err, want)
+		}
+	}
+}
+
+// TestTakeoverGoroutines: an idle taken-over stream costs one goroutine,
+// its pump, and the handler's goroutine returns at once: n streams add n
+// goroutines and the poller's one.
+func TestTakeoverGoroutines(t *testing.T) {
+	const n = 50
 	srv := takeoverServer(t)
-	ts := httptest.NewServer(takeoverHandler(srv, nil, opened))
+	var (
+		handled sync.WaitGroup
+		mu      sync.Mutex
+		streams []*sse.Stream
+	)
+	h := srv.Handler(func(s *sse.Stream, r *http.Request) error {
+		s.C <- event.Event{Data: "hi"}
+		mu.Lock()
+		streams = append(streams, s) // no goroutine of the test's per stream
+		mu.Unlock()
+		return nil
+	})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		handled.Done() // while the stream goes on
+	}))
+	defer ts.Close()
+	before := runtime.NumGoroutine()
+	handled.Add(n)
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		readUntil(t, c, "data: hi\n\n")
+		conns[i] = c
+	}
+	waited := make(chan struct{})
+	go func() { handled.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handlers of open taken-over streams did not return")
+	}
+	var got int
+	for range 100 { // net/http's connection goroutines end just after their handlers
+		if got = runtime.NumGoroutine() - before; got <= n+1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got > n+1 {
+		t.Errorf("%d open taken-over streams added %d goroutines, want at most %d (a pump each, and the poller)", n, got, n+1)
+	}
+	for _, s := range streams {
+		close(s.C)
+	}
+	for _, c := range conns {
+		readUntil(t, c, "event: close\ndata:\n\n")
+	}
+}
+
+// TestTakeoverErrorHandlerAfterReturn: an error reported once the handler
+// of a taken-over stream has returned reaches Config.ErrorHandler with a
+// request that keeps the method, URL, client address and the stream's
+// context (with the request's values), without the header.
+func TestTakeoverErrorHandlerAfterReturn(t *testing.T) {
+	type key struct{}
+	reported := make(chan *http.Request, 1)
+	srv, err := sse.New(sse.Config{Takeover: true, ErrorHandler: func(r *http.Request, err error) {
+		if strings.Contains(err.Error(), "event skipped") {
+			reported <- r
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan *sse.Stream, 1)
+	var stream *sse.Stream
+	h := srv.Handler(func(s *sse.Stream, r *http.Request) error {
+		stream = s
+		return nil
+	})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key{}, "v")))
+		returned <- stream
+	}))
 	defer ts.Close()
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /p?q=1 HTTP/1.1\r\nHost: x\r\nX-Token: secret\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	var s *sse.Stream
 	select {
-	case s = <-opened:
+	case s = <-returned:
 	case <-time.After(5 * time.Second):
-		t.Fatal("no stream opened")
+		t.Fatal("the handler did not return while its taken-over stream is open")
 	}
-	conn.Close()
-	select {
-	case <-s.Done():
-	case <-time.After(time.Second):
-		t.Fatal("the stream did not end within 1 s of the client leaving")
+	if s.Err() != nil {
+		t.Fatalf("the stream ended with its handler: %v", s.Err())
 	}
-	if !errors.Is(s.Err(), sse.ErrClientGone) {
-		t.Fatalf("Err = %v, want ErrClientGone", s.Err())
+	s.C <- event.Event{ID: "a\nb"} // invalid: skipped and reported
+	s.C <- event.Event{Data: "after"}
+	readUntil(t, conn, "data: after\n\n")
+	r := <-reported
+	if r.Method != http.MethodGet || r.URL.Path != "/p" || r.URL.RawQuery != "q=1" || r.RemoteAddr != conn.LocalAddr().String() || r.RequestURI != "/p?q=1" {
+		t.Errorf("the error handler got %s %v from %s (URI %q); want GET /p?q=1 from %s", r.Method, r.URL, r.RemoteAddr, r.RequestURI, conn.LocalAddr())
 	}
+	if r.Header.Get("X-Token") != "" {
+		t.Errorf("the error handler's request kept the header X-Token")
+	}
+	if r.Context() != s.Context() || r.Context().Value(key{}) != "v" {
+		t.Errorf("the error handler's request has context %v, want the stream's, with the request's values", r.Context())
+	}
+	close(s.C)
+	readUntil(t, conn, "event: close\ndata:\n\n")
 }
 
 // TestTakeoverShutdown: http.Server.Shutdown does not wait for a

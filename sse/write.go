@@ -80,7 +80,7 @@ func (s *Stream) deadline() {
 func (s *Stream) flush(n int) error {
 	err := s.flushOut()
 	s.timeFlush()
-	if err == nil && s.reqCtx.Err() != nil {
+	if err == nil && s.left() {
 		// A compression middleware's Flush (Echo's Gzip, gzhttp) drops
 		// the error of the write it makes; net/http has cancelled the
 		// request's context on it, at once.
@@ -139,7 +139,7 @@ func (s *Stream) writeError(err error) error {
 	if s.ctx.Err() != nil {
 		return s.cause()
 	}
-	if s.reqCtx.Err() != nil {
+	if s.left() {
 		return s.clientGone()
 	}
 	return fmt.Errorf("%w: %w", ErrClientGone, err)
@@ -152,7 +152,7 @@ var errFlushDropped = errors.New("echosse: the connection failed in a flush whos
 // endGzip ends a compressed response with the gzip trailer, unless writing
 // has failed, and gives the compressor back.
 func (s *Stream) endGzip(reason error) {
-	if errors.Is(reason, ErrClientGone) || errors.Is(reason, ErrWriteTimeout) || s.reqCtx.Err() != nil {
+	if errors.Is(reason, ErrClientGone) || errors.Is(reason, ErrWriteTimeout) || s.left() {
 		s.gz.idle()
 		return
 	}

@@ -28,17 +28,21 @@ var update = flag.Bool("update", false, "rewrite docs/chat.png with the screensh
 // the browser's own EventSource receives the events, through Echo's Gzip.
 
 // TestTwoPagesSeeAMessageAtOnce runs with Echo's Gzip in front of the
-// streams, and with the streams compressing themselves (Config.Compress).
+// streams, with the streams compressing themselves (Config.Compress), and
+// with those streams taking their connections over (Config.Takeover).
 func TestTwoPagesSeeAMessageAtOnce(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		t.Run(map[bool]string{false: "echo-gzip", true: "stream-compress"}[compress], func(t *testing.T) {
-			twoPagesSeeAMessageAtOnce(t, compress)
+	for _, tt := range []struct {
+		name               string
+		compress, takeover bool
+	}{{"echo-gzip", false, false}, {"stream-compress", true, false}, {"stream-compress-takeover", true, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			twoPagesSeeAMessageAtOnce(t, tt.compress, tt.takeover)
 		})
 	}
 }
 
-func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
-	ts := startServerWith(t, "127.0.0.1:0", config{Retry: time.Second, Compress: compress})
+func twoPagesSeeAMessageAtOnce(t *testing.T, compress, takeover bool) {
+	ts := startServerWith(t, "127.0.0.1:0", config{Retry: time.Second, Compress: compress, Takeover: takeover})
 	sender, receiver := browsertest.NewTab(t), browsertest.NewTab(t)
 
 	watch, cancel := context.WithTimeout(receiver, 30*time.Second)
@@ -95,6 +99,10 @@ func twoPagesSeeAMessageAtOnce(t *testing.T, compress bool) {
 		}
 		if typ := ev.Response.MimeType; typ != "text/event-stream" {
 			t.Errorf("/events came as %q, want text/event-stream", typ)
+		}
+		// A taken-over stream's response ends with its connection.
+		if conn := header(ev.Response.Headers, "Connection"); takeover != (conn == "close") {
+			t.Errorf("/events came with Connection %q (Takeover %v)", conn, takeover)
 		}
 		break
 	}

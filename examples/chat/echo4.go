@@ -42,6 +42,7 @@ func echo4App(s *server, cfg config, logw io.Writer) http.Handler {
 	e.Use(echosse.Middleware(echosse.Config{
 		Retry:        cfg.Retry,
 		Compress:     cfg.Compress,
+		Takeover:     cfg.Takeover,
 		MaxClients:   cfg.MaxClients,
 		WriteTimeout: cfg.WriteTimeout,
 		Counters:     s.counters, // for GET /metrics

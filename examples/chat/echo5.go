@@ -39,6 +39,7 @@ func echo5App(s *server, cfg config, _ io.Writer) http.Handler {
 	e.Use(echosse5.Middleware(echosse5.Config{
 		Retry:        cfg.Retry,
 		Compress:     cfg.Compress,
+		Takeover:     cfg.Takeover,
 		MaxClients:   cfg.MaxClients,
 		WriteTimeout: cfg.WriteTimeout,
 		Counters:     s.counters, // for GET /metrics

@@ -45,9 +45,10 @@ func main() {
 	redisURL := flag.String("redis", "", "keep the room in this Redis, shared with every server given it, e.g. redis://127.0.0.1:6379/0")
 	compress := flag.Bool("compress", false, "let the streams compress themselves (low memory per idle page) instead of Echo's Gzip")
 	echoVersion := flag.Int("echo", 4, "the major version of Echo to run on: 4 (echosse) or 5 (echosse5)")
+	takeover := flag.Bool("takeover", false, "let each stream take its HTTP/1 connection over from net/http (lightest idle page; with -compress)")
 	flag.Parse()
 
-	cfg := config{Retry: *retry, Log: os.Stderr, Compress: *compress, Echo: *echoVersion}
+	cfg := config{Retry: *retry, Log: os.Stderr, Compress: *compress, Takeover: *takeover, Echo: *echoVersion}
 	if *redisURL != "" {
 		opts, err := redis.ParseURL(*redisURL)
 		if err != nil {

@@ -63,6 +63,12 @@ type config struct {
 	// then serves only the other routes.
 	Compress bool
 
+	// Takeover makes each stream over HTTP/1 take its connection away
+	// from net/http (the doors' Config.Takeover), the lightest an idle
+	// page gets. Behind Echo's Gzip (without Compress) the streams stay
+	// on net/http's path.
+	Takeover bool
+
 	// Echo is the major version of Echo the room runs on: 4 (echosse) or
 	// 5 (echosse5). Zero means 4.
 	Echo int

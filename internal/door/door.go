@@ -19,9 +19,18 @@ type Hooks struct {
 	Prefix string
 
 	// Report is the door's error handler: tag is what the door gave to
-	// Open in Options.Tag (its framework's context), valid during the
-	// call only. Nil: the Config's own ErrorHandler.
-	Report func(tag any, err error)
+	// Open in Options.Tag (its framework's context), or what Detach
+	// returned, valid during the call only; r is the stream's request.
+	// Nil: the Config's own ErrorHandler.
+	Report func(tag any, r *http.Request, err error)
+
+	// Detach is called, on the handler's goroutine, when the handler of
+	// a stream that took its connection over (Config.Takeover) returns
+	// while the stream goes on: it lets go of what the framework will
+	// reuse (its pooled context, and the net/http response that context
+	// holds), and returns the tag Report gets from then on. Nil: the tag
+	// stays.
+	Detach func(tag any) any
 
 	// Compressed reports whether a compression middleware the core does
 	// not recognise by its header wraps w.
