@@ -87,6 +87,9 @@ type sub struct {
 	// going to c.
 	pending  queue
 	overflow bool
+	// behind mirrors overflow, for the stream's pump to read without b.mu
+	// (refill).
+	behind atomic.Bool
 }
 
 // queue is a FIFO of events that reuses its array: events taken from the
@@ -166,6 +169,10 @@ type target interface {
 	LastEventID() string
 	Abort(cause error)
 }
+
+// refiller is a target whose pump asks for held-back events when its
+// buffer runs empty, as an *sse.Stream does (sse.Stream.SetRefill).
+type refiller interface{ SetRefill(f func()) }
 
 // afterFunc calls f in its own goroutine once st's context is done, through
 // st's own AfterFunc when it has one (an *sse.Stream does: lighter than
@@ -306,7 +313,26 @@ func (b *Broker) drain(s *sub) {
 		s.pending.pop()
 	}
 	s.overflow = false
+	s.behind.Store(false)
 	delete(b.overflowing, s)
+}
+
+// refill is what the pump of s's stream calls when it has emptied the
+// stream's buffer in the middle of a batch (sse.Stream.SetRefill): while s
+// overflows, it moves s's pending events into the buffer then, so that the
+// pump writes them with the same flush rather than waiting for the next
+// Publish or the janitor, one buffer's worth per flush. A stream that
+// falls behind then catches up with large batches, as cheap per event as
+// its client allows. It never waits: if b.mu is busy, Publish is sending
+// and drains s itself.
+func (b *Broker) refill(s *sub) {
+	if !s.behind.Load() || !b.mu.TryLock() {
+		return
+	}
+	defer b.mu.Unlock()
+	if s.overflow && !s.removed {
+		b.drain(s)
+	}
 }
 
 // Publish sends ev to every stream subscribed to topic, and keeps it in the
@@ -410,6 +436,7 @@ func (b *Broker) fanOut(t *topic, from int, ev *event.Event, heap **event.Event)
 				continue
 			}
 			s.overflow = true
+			s.behind.Store(true)
 			b.overflowing[s] = struct{}{}
 			select {
 			case b.kick <- struct{}{}:
@@ -588,6 +615,9 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	}
 	upTo := b.last
 	b.add(s, topics, catching)
+	if r, ok := st.(refiller); ok {
+		r.SetRefill(func() { b.refill(s) })
+	}
 	// No goroutine waits for the stream's end: the context runs this
 	// when it comes.
 	s.stop = afterFunc(st, ctx, func() { b.removeLater(s) })
@@ -813,6 +843,7 @@ func (b *Broker) unregister(s *sub) bool {
 	s.stop()
 	s.pending.reset()
 	s.overflow = false
+	s.behind.Store(false)
 	delete(b.overflowing, s)
 	return true
 }
