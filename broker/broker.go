@@ -87,8 +87,12 @@ type sub struct {
 	// going to c.
 	pending  queue
 	overflow bool
-	// behind mirrors overflow, for the stream's pump to read without b.mu
-	// (refill).
+	// While s overflows, pending is also moved on by the stream's pump
+	// (refill), which takes pmu and never b.mu: so Publish holds pmu too
+	// when it touches pending of a stream that overflows, and whoever
+	// empties pending holds both. behind is overflow, for the pump to read
+	// without b.mu.
+	pmu    sync.Mutex
 	behind atomic.Bool
 }
 
@@ -299,40 +303,56 @@ func (b *Broker) drainAll() bool {
 }
 
 // drain moves s's pending events into its buffer, in order, as far as
-// there is room; once none is left, s is live again.
+// there is room; once none is left, s is live again. b.mu is held.
 func (b *Broker) drain(s *sub) {
+	s.pmu.Lock()
+	empty, closed := s.moveOn()
+	if empty && !closed {
+		s.overflow = false
+		s.behind.Store(false)
+	}
+	s.pmu.Unlock()
+	switch {
+	case closed:
+		b.channelClosed(s)
+	case empty:
+		delete(b.overflowing, s)
+	}
+}
+
+// moveOn moves s's pending events into its buffer, in order, as far as
+// there is room, and reports whether none is left, or that the buffer's
+// channel is closed. s.pmu is held.
+func (s *sub) moveOn() (empty, closed bool) {
 	for s.pending.len() > 0 {
 		sent, closed := offer(s.c, s.pending.evs[s.pending.head])
-		if closed {
-			b.channelClosed(s)
-			return
-		}
-		if !sent {
-			return
+		if closed || !sent {
+			return false, closed
 		}
 		s.pending.pop()
 	}
-	s.overflow = false
-	s.behind.Store(false)
-	delete(b.overflowing, s)
+	return true, false
 }
 
 // refill is what the pump of s's stream calls when it has emptied the
 // stream's buffer in the middle of a batch (sse.Stream.SetRefill): while s
 // overflows, it moves s's pending events into the buffer then, so that the
-// pump writes them with the same flush rather than waiting for the next
-// Publish or the janitor, one buffer's worth per flush. A stream that
-// falls behind then catches up with large batches, as cheap per event as
-// its client allows. It never waits: if b.mu is busy, Publish is sending
-// and drains s itself.
+// pump writes them with the same flush rather than one buffer's worth per
+// Publish or janitor tick. A stream that falls behind then catches up
+// with large batches, as cheap per event as its client allows. It takes
+// s.pmu, never b.mu, so that a Publish under way (or one the scheduler
+// paused while it held b.mu) does not keep the pump from what is waiting;
+// it leaves it to the next Publish or the janitor to find s live again,
+// or its channel closed.
 func (b *Broker) refill(s *sub) {
-	if !s.behind.Load() || !b.mu.TryLock() {
+	if !s.behind.Load() {
 		return
 	}
-	defer b.mu.Unlock()
-	if s.overflow && !s.removed {
-		b.drain(s)
+	s.pmu.Lock()
+	if s.behind.Load() {
+		s.moveOn()
 	}
+	s.pmu.Unlock()
 }
 
 // Publish sends ev to every stream subscribed to topic, and keeps it in the
@@ -435,22 +455,27 @@ func (b *Broker) fanOut(t *topic, from int, ev *event.Event, heap **event.Event)
 				b.full(s)
 				continue
 			}
+			s.pmu.Lock()
 			s.overflow = true
 			s.behind.Store(true)
+			s.pmu.Unlock()
 			b.overflowing[s] = struct{}{}
 			select {
 			case b.kick <- struct{}{}:
 			default:
 			}
 		}
+		s.pmu.Lock()
 		if s.pending.len() < b.maxPending {
 			if *heap == nil {
 				*heap = new(event.Event) // one copy for every subscriber that needs it
 				**heap = *ev
 			}
 			s.pending.push(*heap)
+			s.pmu.Unlock()
 			continue
 		}
+		s.pmu.Unlock()
 		b.full(s)
 	}
 	return -1
@@ -841,9 +866,11 @@ func (b *Broker) unregister(s *sub) bool {
 	}
 	s.removed = true
 	s.stop()
+	s.pmu.Lock()
 	s.pending.reset()
 	s.overflow = false
 	s.behind.Store(false)
+	s.pmu.Unlock()
 	delete(b.overflowing, s)
 	return true
 }
