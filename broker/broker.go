@@ -94,6 +94,9 @@ type sub struct {
 	// without b.mu.
 	pmu    sync.Mutex
 	behind atomic.Bool
+	// refills: the stream's pump calls refill (an *sse.Stream), so that
+	// the janitor leaves pending to it while its buffer holds events.
+	refills bool
 }
 
 // queue is a FIFO of events that reuses its array: events taken from the
@@ -297,6 +300,12 @@ func (b *Broker) drainAll() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.overflowing {
+		// A pump with events in its buffer takes pending when it has
+		// written them (refill): moving them on here would only hold
+		// b.mu, and Publish with it, for every stream behind.
+		if s.refills && len(s.c) > 0 {
+			continue
+		}
 		b.drain(s)
 	}
 	return len(b.overflowing) > 0
@@ -641,6 +650,7 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	upTo := b.last
 	b.add(s, topics, catching)
 	if r, ok := st.(refiller); ok {
+		s.refills = true
 		r.SetRefill(func() { b.refill(s) })
 	}
 	// No goroutine waits for the stream's end: the context runs this
