@@ -266,7 +266,19 @@ type client struct {
 // Each then reads its stream until closed, recording every payload's
 // latency from the ts it carries.
 func startClients(ctx context.Context, addr, path string, gz bool, n, conc int, timeout time.Duration) (*clientGroup, error) {
-	g := &clientGroup{clients: make([]*client, n)}
+	g := &clientGroup{}
+	if err := g.open(ctx, addr, path, gz, n, conc, timeout); err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// open adds n subscribers to g, as startClients does. On error, some may
+// have been added: the caller closes g.
+func (g *clientGroup) open(ctx context.Context, addr, path string, gz bool, n, conc int, timeout time.Duration) error {
+	first := len(g.clients)
+	g.clients = append(g.clients, make([]*client, n)...)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, conc)
@@ -280,20 +292,16 @@ func startClients(ctx context.Context, addr, path string, gz bool, n, conc int, 
 			defer func() { <-sem }()
 			c, err := dialSSE(ctx, addr, path, gz, smallReadBuffer, false, timeout)
 			if err != nil {
-				cancel(fmt.Errorf("client %d: %w", i, err))
+				cancel(fmt.Errorf("client %d: %w", first+i, err))
 				return
 			}
 			cl := &client{conn: c}
-			g.clients[i] = cl
+			g.clients[first+i] = cl
 			g.wg.Go(func() { g.read(cl) })
 		})
 	}
 	dialing.Wait()
-	if err := context.Cause(ctx); err != nil {
-		g.close()
-		return nil, err
-	}
-	return g, nil
+	return context.Cause(ctx)
 }
 
 func (g *clientGroup) read(cl *client) {

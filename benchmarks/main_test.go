@@ -13,5 +13,8 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(childMain(spec))
 	}
+	if spec := os.Getenv(probeEnv); spec != "" {
+		os.Exit(probeMain(spec))
+	}
 	goleak.VerifyTestMain(m)
 }

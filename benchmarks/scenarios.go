@@ -32,8 +32,14 @@ type options struct {
 	WideRate     int           `json:"wide_rate"`      // C2, events per second
 	WideDuration time.Duration `json:"wide_duration"`  // C2
 
+	// Probes (C1, C2): subscriber processes that take the latency a
+	// client sees, each holding ProbeStreams of the subscribers.
+	Probes       int `json:"probes"`
+	ProbeStreams int `json:"probe_streams"`
+
 	DialConcurrency int    `json:"dial_concurrency"`
 	ServerCPU       string `json:"server_cpu"` // taskset list for the server child, "" for none
+	DriverCPU       string `json:"driver_cpu"` // taskset list for the probes, "" for none
 
 	// Profile files the server child writes (-profile only).
 	cpuProfile, memProfile string
@@ -150,6 +156,8 @@ const (
 	mP50          = "p50_ms"
 	mP99          = "p99_ms"
 	mMax          = "max_ms"
+	mDriverP50    = "driver_p50_ms"
+	mDriverP99    = "driver_p99_ms"
 	mRSS          = "rss_kib_per_stream"
 	mHeap         = "heap_kib_per_stream"
 	mGoroutines   = "goroutines_per_stream"
@@ -281,7 +289,7 @@ func scenarios(o options) []*scenario {
 			ID:    "C1",
 			Title: fmt.Sprintf("Broadcast, %d subscribers, %d events at one per %v", o.FanoutSubs, o.FanoutEvents, o.FanoutInterval),
 			Notes: []string{
-				"events/s = deliveries / (last delivery - first publish). Latency from the publish call to the client. behind = how long after its slot the last publish returned.",
+				"events/s = deliveries / (last delivery - first publish). Latency from the publish call to the read that brought the event, taken by the probes (separate subscriber processes, see the README); load generator p50/p99 are the same over the driver's own subscribers. behind = how long after its slot the last publish returned.",
 				"raw flushes after each event; raw-coalesce flushes only when a subscriber's queue is empty (the reference of the budget).",
 				"echosse broadcasts through its broker package with the default configuration (BufferSize 8, slow clients aborted): \"streams dropped as slow\" counts the streams it aborted, whose events then count as undelivered (a browser would reconnect and catch up from the history). echosse5 and echosse-nethttp broadcast through the same broker.",
 			},
@@ -322,6 +330,8 @@ func fanoutMetrics() []metric {
 		{mP50, "p50 ms", -1, true},
 		{mP99, "p99 ms", -1, true},
 		{mMax, "max ms", 0, false},
+		{mDriverP50, "load generator p50 ms", 0, false},
+		{mDriverP99, "load generator p99 ms", 0, false},
 		{mBehind, "behind ms", -1, false},
 		{mCPUPerEvent, "server CPU µs/delivery", -1, true},
 		{mSlow, "streams dropped as slow", -1, false},
@@ -426,27 +436,63 @@ func runLone(ctx context.Context, o options, v variant) (map[string]float64, err
 
 // ramp opens n subscribers and waits until the server counts them all.
 func ramp(ctx context.Context, o options, c *childProc, gz bool, n int) (*clientGroup, time.Duration, error) {
+	g, _, took, err := rampProbed(ctx, o, c, gz, n, 0)
+	return g, took, err
+}
+
+// rampProbed is ramp with probes: of the n subscribers, o.ProbeStreams in
+// each of the probes processes (see probe.go), opened at even intervals
+// among the driver's own, so that they sit across the server's list of
+// subscribers rather than at one end of it.
+func rampProbed(ctx context.Context, o options, c *childProc, gz bool, n, probes int) (*clientGroup, []*probeProc, time.Duration, error) {
+	const path = "/events?stream=events"
+	own := n - probes*o.ProbeStreams
+	if probes > 0 && own < 0 {
+		return nil, nil, 0, fmt.Errorf("%d probes of %d streams are more than %d subscribers", probes, o.ProbeStreams, n)
+	}
 	start := time.Now()
-	g, err := startClients(ctx, c.hello.Addr, "/events?stream=events", gz, n, o.DialConcurrency, 30*time.Second)
-	if err != nil {
-		return nil, 0, err
+	g := &clientGroup{}
+	var ps []*probeProc
+	fail := func(err error) (*clientGroup, []*probeProc, time.Duration, error) {
+		stopProbes(ps)
+		g.close()
+		return nil, nil, 0, err
+	}
+	opened := 0
+	for k := range probes + 1 {
+		upTo := own * (k + 1) / (probes + 1)
+		if err := g.open(ctx, c.hello.Addr, path, gz, upTo-opened, o.DialConcurrency, 30*time.Second); err != nil {
+			return fail(err)
+		}
+		opened = upTo
+		if k < probes {
+			p, err := startProbe(probeConfig{Addr: c.hello.Addr, Path: path, Gzip: gz, Streams: o.ProbeStreams}, o.DriverCPU)
+			if err != nil {
+				return fail(err)
+			}
+			ps = append(ps, p)
+		}
 	}
 	took := time.Since(start)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		subs, err := c.subscribers()
 		if err != nil {
-			g.close()
-			return nil, 0, err
+			return fail(err)
 		}
 		if subs >= n {
-			return g, took, nil
+			return g, ps, took, nil
 		}
 		if time.Now().After(deadline) {
-			g.close()
-			return nil, 0, fmt.Errorf("the server counts %d of %d subscribers", subs, n)
+			return fail(fmt.Errorf("the server counts %d of %d subscribers", subs, n))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func stopProbes(ps []*probeProc) {
+	for _, p := range ps {
+		p.stop()
 	}
 }
 
@@ -576,13 +622,17 @@ func runWarm(ctx context.Context, o options, v variant) (map[string]float64, err
 }
 
 // runFanout is C1 and C2: subs subscribers, n events one per interval.
+// With o.Probes, the latency figures are the probes' (what a client with a
+// core of its own sees), and the driver's subscribers' are reported beside
+// as "load generator p50/p99"; without, the driver's subscribers take them.
 func runFanout(ctx context.Context, o options, v variant, subs, n int, interval time.Duration) (map[string]float64, error) {
 	return withChild(o, v, func(c *childProc) (map[string]float64, error) {
-		g, _, err := ramp(ctx, o, c, v.Gzip, subs)
+		g, probes, _, err := rampProbed(ctx, o, c, v.Gzip, subs, o.Probes)
 		if err != nil {
 			return nil, err
 		}
 		defer g.close()
+		defer stopProbes(probes)
 		before, err := c.stats()
 		if err != nil {
 			return nil, err
@@ -595,31 +645,56 @@ func runFanout(ctx context.Context, o options, v variant, subs, n int, interval 
 			return nil, err
 		}
 		want := int64(subs) * int64(n)
+		own := int64(subs - len(probes)*o.ProbeStreams)
 		// Bounded: a server whose queues hold many seconds of events is
 		// reported as not having delivered them all.
-		g.waitDelivered(int64(subs)*int64(rep.Published), span/2+10*time.Second)
+		g.waitDelivered(own*int64(rep.Published), span/2+10*time.Second)
 		after, err := c.stats()
 		if err != nil {
 			return nil, err
 		}
+		clientCPU := float64(ownCPUNanos()-client) / float64(time.Since(start))
 		got := g.delivered.Load()
+		disorder := g.disorder.Load()
+		last := g.lastRecv()
+		var probed histogram
+		for _, p := range probes {
+			r, err := p.report(int64(rep.Published), stall)
+			if err != nil {
+				return nil, err
+			}
+			got += r.Received
+			disorder += r.Disorder
+			last = max(last, r.LastRecv)
+			for _, ns := range r.Latency {
+				probed.add(ns)
+			}
+		}
+		lat := &g.hist
+		if len(probes) > 0 {
+			lat = &probed
+		}
 		m := map[string]float64{
-			mClientCPU: float64(ownCPUNanos()-client) / float64(time.Since(start)),
+			mClientCPU: clientCPU,
 			mDelivered: float64(got) / float64(want),
 			mBehind:    float64(rep.LagEndNS) / 1e6,
-			mP50:       g.hist.quantile(0.50) / 1e6,
-			mP99:       g.hist.quantile(0.99) / 1e6,
-			mMax:       g.hist.quantile(1) / 1e6,
+			mP50:       lat.quantile(0.50) / 1e6,
+			mP99:       lat.quantile(0.99) / 1e6,
+			mMax:       lat.quantile(1) / 1e6,
+		}
+		if len(probes) > 0 {
+			m[mDriverP50] = g.hist.quantile(0.50) / 1e6
+			m[mDriverP99] = g.hist.quantile(0.99) / 1e6
 		}
 		if x, ok := after.Counters["slow_clients"]; ok {
 			m[mSlow] = x
 		}
 		if got > 0 {
-			m[mEventsPerSec] = float64(got) / (float64(g.lastRecv()-rep.FirstNS) / 1e9)
+			m[mEventsPerSec] = float64(got) / (float64(last-rep.FirstNS) / 1e9)
 			m[mCPUPerEvent] = float64(after.CPUNanos-before.CPUNanos) / float64(got) / 1e3
 		}
-		if d := g.disorder.Load(); d > 0 {
-			return m, fmt.Errorf("%d events out of order or repeated", d)
+		if disorder > 0 {
+			return m, fmt.Errorf("%d events out of order or repeated", disorder)
 		}
 		return m, nil
 	})

@@ -101,3 +101,39 @@ func smoke(t *testing.T, v variant) {
 		t.Errorf("%d events out of order", d)
 	}
 }
+
+// TestProbes runs a small broadcast with probe processes among the
+// subscribers: every subscriber, probe or not, gets every event in order,
+// and the probes report one latency per event they received.
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"raw-coalesce", "echosse"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := options{DialConcurrency: 4, Probes: 2, ProbeStreams: 2}
+			const subs, n = 10, 20
+			m, err := runFanout(t.Context(), o, variant{Server: name}, subs, n, time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m[mDelivered] != 1 {
+				t.Errorf("delivered %v, want 1", m[mDelivered])
+			}
+			for _, k := range []string{mP50, mP99, mDriverP50, mDriverP99} {
+				if v, ok := m[k]; !ok || v <= 0 || v > 10e3 {
+					t.Errorf("%s = %v, want a latency in ms", k, v)
+				}
+			}
+		})
+	}
+}
+
+// A probe that has fewer subscribers than it is asked to hold is an error,
+// not a run that measures something else.
+func TestProbesNeedRoom(t *testing.T) {
+	o := options{DialConcurrency: 4, Probes: 3, ProbeStreams: 4}
+	_, err := runFanout(t.Context(), o, variant{Server: "raw-coalesce"}, 10, 5, time.Millisecond)
+	if err == nil {
+		t.Fatal("12 probe streams among 10 subscribers ran")
+	}
+}

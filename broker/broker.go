@@ -87,6 +87,16 @@ type sub struct {
 	// going to c.
 	pending  queue
 	overflow bool
+	// While s overflows, pending is also moved on by the stream's pump
+	// (refill), which takes pmu and never b.mu: so Publish holds pmu too
+	// when it touches pending of a stream that overflows, and whoever
+	// empties pending holds both. behind is overflow, for the pump to read
+	// without b.mu.
+	pmu    sync.Mutex
+	behind atomic.Bool
+	// refills: the stream's pump calls refill (an *sse.Stream), so that
+	// the janitor leaves pending to it while its buffer holds events.
+	refills bool
 }
 
 // queue is a FIFO of events that reuses its array: events taken from the
@@ -166,6 +176,10 @@ type target interface {
 	LastEventID() string
 	Abort(cause error)
 }
+
+// refiller is a target whose pump asks for held-back events when its
+// buffer runs empty, as an *sse.Stream does (sse.Stream.SetRefill).
+type refiller interface{ SetRefill(f func()) }
 
 // afterFunc calls f in its own goroutine once st's context is done, through
 // st's own AfterFunc when it has one (an *sse.Stream does: lighter than
@@ -286,27 +300,68 @@ func (b *Broker) drainAll() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.overflowing {
+		// A pump with events in its buffer takes pending when it has
+		// written them (refill): moving them on here would only hold
+		// b.mu, and Publish with it, for every stream behind.
+		if s.refills && len(s.c) > 0 {
+			continue
+		}
 		b.drain(s)
 	}
 	return len(b.overflowing) > 0
 }
 
 // drain moves s's pending events into its buffer, in order, as far as
-// there is room; once none is left, s is live again.
+// there is room; once none is left, s is live again. b.mu is held.
 func (b *Broker) drain(s *sub) {
+	s.pmu.Lock()
+	empty, closed := s.moveOn()
+	if empty && !closed {
+		s.overflow = false
+		s.behind.Store(false)
+	}
+	s.pmu.Unlock()
+	switch {
+	case closed:
+		b.channelClosed(s)
+	case empty:
+		delete(b.overflowing, s)
+	}
+}
+
+// moveOn moves s's pending events into its buffer, in order, as far as
+// there is room, and reports whether none is left, or that the buffer's
+// channel is closed. s.pmu is held.
+func (s *sub) moveOn() (empty, closed bool) {
 	for s.pending.len() > 0 {
 		sent, closed := offer(s.c, s.pending.evs[s.pending.head])
-		if closed {
-			b.channelClosed(s)
-			return
-		}
-		if !sent {
-			return
+		if closed || !sent {
+			return false, closed
 		}
 		s.pending.pop()
 	}
-	s.overflow = false
-	delete(b.overflowing, s)
+	return true, false
+}
+
+// refill is what the pump of s's stream calls when it has emptied the
+// stream's buffer in the middle of a batch (sse.Stream.SetRefill): while s
+// overflows, it moves s's pending events into the buffer then, so that the
+// pump writes them with the same flush rather than one buffer's worth per
+// Publish or janitor tick. A stream that falls behind then catches up
+// with large batches, as cheap per event as its client allows. It takes
+// s.pmu, never b.mu, so that a Publish under way (or one the scheduler
+// paused while it held b.mu) does not keep the pump from what is waiting;
+// it leaves it to the next Publish or the janitor to find s live again,
+// or its channel closed.
+func (b *Broker) refill(s *sub) {
+	if !s.behind.Load() {
+		return
+	}
+	s.pmu.Lock()
+	if s.behind.Load() {
+		s.moveOn()
+	}
+	s.pmu.Unlock()
 }
 
 // Publish sends ev to every stream subscribed to topic, and keeps it in the
@@ -409,21 +464,27 @@ func (b *Broker) fanOut(t *topic, from int, ev *event.Event, heap **event.Event)
 				b.full(s)
 				continue
 			}
+			s.pmu.Lock()
 			s.overflow = true
+			s.behind.Store(true)
+			s.pmu.Unlock()
 			b.overflowing[s] = struct{}{}
 			select {
 			case b.kick <- struct{}{}:
 			default:
 			}
 		}
+		s.pmu.Lock()
 		if s.pending.len() < b.maxPending {
 			if *heap == nil {
 				*heap = new(event.Event) // one copy for every subscriber that needs it
 				**heap = *ev
 			}
 			s.pending.push(*heap)
+			s.pmu.Unlock()
 			continue
 		}
+		s.pmu.Unlock()
 		b.full(s)
 	}
 	return -1
@@ -588,6 +649,10 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 	}
 	upTo := b.last
 	b.add(s, topics, catching)
+	if r, ok := st.(refiller); ok {
+		s.refills = true
+		r.SetRefill(func() { b.refill(s) })
+	}
 	// No goroutine waits for the stream's end: the context runs this
 	// when it comes.
 	s.stop = afterFunc(st, ctx, func() { b.removeLater(s) })
@@ -811,8 +876,11 @@ func (b *Broker) unregister(s *sub) bool {
 	}
 	s.removed = true
 	s.stop()
+	s.pmu.Lock()
 	s.pending.reset()
 	s.overflow = false
+	s.behind.Store(false)
+	s.pmu.Unlock()
 	delete(b.overflowing, s)
 	return true
 }

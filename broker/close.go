@@ -22,7 +22,10 @@ func (b *Broker) Close() error {
 	for _, s := range subs {
 		s.removed = true
 		s.stop()
+		s.pmu.Lock()
 		s.pending.reset()
+		s.behind.Store(false)
+		s.pmu.Unlock()
 	}
 	b.mu.Unlock()
 

@@ -41,9 +41,12 @@
 // it in each subscriber's channel buffer without blocking; no goroutine is
 // started per subscriber. A subscriber whose buffer is full is handled by
 // Config.SlowClient: by default its events wait, in order, until its buffer
-// has room again, and a stream that falls Config.MaxBehind events behind is
-// aborted; the browser reconnects and catches up from the history. [Broker.Stats] counts
-// subscribers, published, replayed and dropped events, and slow clients.
+// has room again (the stream takes them as soon as it has written what its
+// buffer held, with the same flush: see
+// [github.com/echosse/echo-sse/sse.Stream.SetRefill]), and a stream that
+// falls Config.MaxBehind events behind is aborted; the browser reconnects
+// and catches up from the history. [Broker.Stats] counts subscribers,
+// published, replayed and dropped events, and slow clients.
 //
 // The history lives in memory by default. A [Backend] stores it elsewhere
 // (Redis Streams, say) so that several processes share topics; handlers and

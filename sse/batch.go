@@ -2,7 +2,8 @@ package sse
 
 // This file owns batching: the pump writes every event already queued in
 // one write and one flush, lets fast senders refill the channel before it
-// writes, and writes large prepared events from their own bytes.
+// writes (or asks a sender that holds events back for them: SetRefill),
+// and writes large prepared events from their own bytes.
 
 import (
 	"fmt"
@@ -74,6 +75,18 @@ func (s *Stream) batch(ev event.Event, ok bool) error {
 		case ev, ok = <-s.ch:
 			continue
 		default:
+		}
+		if f := s.refill.Load(); f != nil {
+			// The sender holds back what did not fit in the buffer
+			// (see SetRefill): it moves that in now, and this batch
+			// writes it with the same flush, without yielding.
+			(*f)()
+			select {
+			case ev, ok = <-s.ch:
+				continue
+			default:
+			}
+			break
 		}
 		// The batch took a whole channel's worth: the senders are
 		// faster than the client; let them refill it before writing.
@@ -147,4 +160,24 @@ func (w emitter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// SetRefill sets f, which the stream's pump calls on its own goroutine
+// when it has emptied C in the middle of writing a batch, before it
+// flushes: a sender that holds events back while the buffer is full, as
+// the broker package does for a stream that falls behind, moves them into C
+// then, so that they go out with the same flush. A stream that is behind
+// then writes all it has waiting with one flush, however small its
+// buffer, instead of one buffer's worth per flush.
+//
+// f must return promptly and never wait for room in C: it sends what fits
+// without blocking. With a refill function set, the pump no longer yields
+// to let senders refill the buffer before it writes (the sender says what
+// it has). Setting it again replaces f; nil removes it.
+func (s *Stream) SetRefill(f func()) {
+	if f == nil {
+		s.refill.Store(nil)
+		return
+	}
+	s.refill.Store(&f)
 }

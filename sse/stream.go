@@ -56,6 +56,8 @@ type Stream struct {
 	tick    atomic.Bool   // the timer fired
 	handOff atomic.Bool   // the handler has returned: the pump goroutine hands over
 
+	refill atomic.Pointer[func()] // see SetRefill; nil unless set
+
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
 	srv     *Server
