@@ -69,6 +69,7 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 	add("3. Idle streams: goroutines per stream", "≤ 3", value(mGoroutines, func(x float64) bool { return x <= 3.005 }), "B1")
 	add("3. Idle streams: all receive a broadcast", "100%", value(mDelivered, func(float64) bool { return true }), "B1")
 	fixDelivered(&items[len(items)-1], by, "B1")
+	add("3. Idle CPU: per stream-second, beside today's path and raw", "reported", idleCPUBudget, "B3")
 	add("4. Fan-out: every event delivered", "100%", value(mDelivered, func(float64) bool { return true }), "C1")
 	fixDelivered(&items[len(items)-1], by, "C1")
 	add("4. Fan-out: never behind schedule", fmt.Sprintf("last publish ≤ %.0f ms after its slot", onScheduleMS), value(mBehind, func(x float64) bool { return x <= onScheduleMS }), "C1")

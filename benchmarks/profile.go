@@ -57,7 +57,7 @@ func runProfile(ctx context.Context, o options, all []*scenario, spec, dir strin
 	o.cpuProfile, _ = filepath.Abs(filepath.Join(tmp, stem+".cpu.pprof"))
 	o.memProfile, _ = filepath.Abs(filepath.Join(tmp, stem+".alloc.pprof"))
 	// Rebuild the scenario so that its closures see the profile files.
-	for _, s := range append(scenarios(o), encodeScenario(o)) {
+	for _, s := range append(scenarios(o), idleCPUScenario(o), encodeScenario(o)) {
 		if s.ID == id {
 			sc = s
 		}

@@ -21,6 +21,9 @@ type options struct {
 	IdleGzipClients int           `json:"idle_gzip_clients"` // B2
 	WarmEvents      int           `json:"warm_events"`       // B2: events after which a gzip stream is "warm"
 	WarmInterval    time.Duration `json:"warm_interval"`     // B2: between those events
+	IdleCPUClients  int           `json:"idle_cpu_clients"`  // B3
+	IdleCPUWindow   time.Duration `json:"idle_cpu_window"`   // B3: how long the server's CPU is measured
+	Heartbeat       time.Duration `json:"heartbeat"`         // B3: each stream's heartbeat interval
 
 	FanoutSubs     int           `json:"fanout_subs"`     // C1
 	ClientStreams  int           `json:"client_streams"`  // D2

@@ -45,6 +45,11 @@ type serverConfig struct {
 	// (echosse.Config.Compress, or the other doors') instead of Echo's
 	// Gzip middleware.
 	Compress bool `json:"compress,omitempty"`
+	// Heartbeat, when set, is how often an idle /events stream gets a
+	// heartbeat comment: echosse's Config.PingInterval (and the other
+	// doors'), a ticker per connection in raw. Zero leaves each server
+	// as it is by default (echosse: every 25 s; raw: none).
+	Heartbeat time.Duration `json:"heartbeat,omitempty"`
 }
 
 // counterer is a server that counts things worth reporting (echosse's

@@ -26,7 +26,8 @@ import (
 //     use the library's own compression (Config.Compress).
 //
 // Both take the echosse server's configuration: MaxClients raised,
-// BufferSize and Compress when asked.
+// BufferSize, Compress and PingInterval (serverConfig.Heartbeat) when
+// asked.
 
 // echosse5Server is the Echo v5 door.
 type echosse5Server struct{ *streamHub }
@@ -38,9 +39,10 @@ func newEchoSSE5(cfg serverConfig) (http.Handler, server, error) {
 	}
 	s := &echosse5Server{hub}
 	mw, err := echosse5.Config{
-		MaxClients: maxClients,
-		BufferSize: cfg.BufferSize,
-		Compress:   cfg.Gzip && cfg.Compress,
+		MaxClients:   maxClients,
+		BufferSize:   cfg.BufferSize,
+		Compress:     cfg.Gzip && cfg.Compress,
+		PingInterval: cfg.Heartbeat,
 	}.ToMiddleware()
 	if err != nil {
 		return nil, nil, err
@@ -91,9 +93,10 @@ func newNetHTTPSSE(cfg serverConfig) (http.Handler, server, error) {
 		return nil, nil, err
 	}
 	srv, err := sse.New(sse.Config{
-		MaxClients: maxClients,
-		BufferSize: cfg.BufferSize,
-		Compress:   cfg.Gzip && cfg.Compress,
+		MaxClients:   maxClients,
+		BufferSize:   cfg.BufferSize,
+		Compress:     cfg.Gzip && cfg.Compress,
+		PingInterval: cfg.Heartbeat,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -17,9 +17,9 @@ import (
 
 // echosseServer is echo.New + echosse.Middleware + echosse.Open, with the
 // library's defaults except MaxClients (raised so that it never refuses a
-// client here) and, when asked, BufferSize. Broadcast (/events) goes
-// through the broker package with its defaults: every subscriber on the
-// topic "events".
+// client here) and, when asked, BufferSize and PingInterval
+// (serverConfig.Heartbeat). Broadcast (/events) goes through the broker
+// package with its defaults: every subscriber on the topic "events".
 //
 // Behind gzip it runs after Echo's Gzip middleware, like the others; with
 // Compress set it uses the library's own compression instead.
@@ -72,6 +72,8 @@ func newEchoSSEMode(cfg serverConfig, takeover bool) (http.Handler, server, erro
 		BufferSize: cfg.BufferSize,
 		Compress:   cfg.Gzip && cfg.Compress,
 		Takeover:   takeover,
+		// Zero (the default, 25 s) unless a scenario asks (B3).
+		PingInterval: cfg.Heartbeat,
 	}.ToMiddleware()
 	if err != nil {
 		return nil, nil, err

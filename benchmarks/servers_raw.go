@@ -11,10 +11,13 @@ import (
 // queue per subscriber (no preallocated buffer, so an idle subscriber costs
 // what net/http costs) and never blocks the publisher. With coalesce set,
 // a subscriber flushes only when its queue is empty; otherwise after every
-// event.
+// event. With a heartbeat (serverConfig.Heartbeat) each /events handler
+// also writes a comment on a ticker of its own, as a hand-written net/http
+// SSE server would.
 type raw struct {
-	coalesce bool
-	ring     [][]byte // pre-encoded frames for /stream
+	coalesce  bool
+	heartbeat time.Duration
+	ring      [][]byte // pre-encoded frames for /stream
 
 	mu   sync.Mutex
 	subs map[*rawSub]struct{}
@@ -27,7 +30,7 @@ type rawSub struct {
 }
 
 func newRaw(cfg serverConfig, coalesce bool) (http.Handler, server, error) {
-	s := &raw{coalesce: coalesce, subs: map[*rawSub]struct{}{}}
+	s := &raw{coalesce: coalesce, heartbeat: cfg.Heartbeat, subs: map[*rawSub]struct{}{}}
 	for _, p := range payloadRing() {
 		s.ring = append(s.ring, rawFrame(p))
 	}
@@ -48,6 +51,9 @@ func rawFrame(data []byte) []byte {
 	b = append(b, data...)
 	return append(b, "\n\n"...)
 }
+
+// rawPing is raw's heartbeat, the comment echosse writes.
+var rawPing = []byte(": ping\n\n")
 
 func startRaw(w http.ResponseWriter) *http.ResponseController {
 	h := w.Header()
@@ -103,11 +109,22 @@ func (s *raw) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}()
 	rc := startRaw(w)
 	done := r.Context().Done()
+	var tick <-chan time.Time // nil without a heartbeat: never ready
+	if s.heartbeat > 0 {
+		t := time.NewTicker(s.heartbeat)
+		defer t.Stop()
+		tick = t.C
+	}
 	var frames [][]byte
 	for {
 		select {
 		case <-done:
 			return
+		case <-tick:
+			if _, err := w.Write(rawPing); err != nil || rc.Flush() != nil {
+				return
+			}
+			continue
 		case <-sub.notify:
 		}
 		for {
