@@ -74,9 +74,11 @@ func (t *tailConn) Close() {
 	t.client.Close()
 }
 
-// tail reads the log from the message after last, and delivers every
-// message it reads, in order, until Close. It is the backend's goroutine.
-func (b *Backend) tail(deliver func(broker.Message), last uint64) {
+// tail reads its feed (the log, or with DeliverInterest the process's
+// inbox) after the entry pos, the messages up to Seq last being
+// delivered, and delivers every message it reads, in order, until Close.
+// It is the backend's goroutine.
+func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 	defer close(b.tailDone)
 	ctx := context.Background()
 	var conn *tailConn
@@ -85,7 +87,29 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 			conn.Close()
 		}
 	}()
-	pos := entryID(last) // where XREAD goes on from
+	feed := b.keys.log
+	if b.interest {
+		feed = b.keys.inbox + b.instance
+	}
+	// With DeliverInterest, stayAlive tells Redis this process is alive,
+	// and registers it again if it no longer counted as such: it
+	// delivers what the topics watched had since last, and the reader
+	// goes on after the inbox's entry it says.
+	stayAlive := func(ctx context.Context) error {
+		if !b.interest {
+			return nil
+		}
+		chain, at, err := b.stayAlive(ctx, deliver, last)
+		if err != nil {
+			return err
+		}
+		if at != "" {
+			pos, last = at, chain
+			b.advance(&last)
+		}
+		b.registeredNow()
+		return nil
+	}
 	failures := 0
 	var since, checked time.Time
 	for !b.stopping() {
@@ -107,6 +131,9 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 				if err := b.checkLoss(ctx); err != nil {
 					return err
 				}
+				if err := stayAlive(ctx); err != nil {
+					return err
+				}
 				if failures > 0 {
 					b.reconnects.Add(1)
 					b.down.Store(false)
@@ -115,11 +142,18 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 					failures = 0
 				}
 			}
+			select {
+			case <-b.kick: // Watch or Sync found this process not alive
+				if err := stayAlive(ctx); err != nil {
+					return err
+				}
+			default:
+			}
 			if b.stopping() {
 				return nil
 			}
 			streams, err := conn.XRead(ctx, &redis.XReadArgs{
-				Streams: []string{b.keys.log, pos},
+				Streams: []string{feed, pos},
 				Count:   readCount,
 				Block:   block,
 			}).Result()
@@ -131,6 +165,9 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 			// then.
 			if time.Since(checked) >= lossCheckEvery && !b.stopping() {
 				if err := b.checkLoss(ctx); err != nil {
+					return err
+				}
+				if err := stayAlive(ctx); err != nil {
 					return err
 				}
 				checked = time.Now()
@@ -151,6 +188,20 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 						continue
 					}
 					switch {
+					case prev > last && b.interest:
+						// The inbox lost entries before this one:
+						// fetch them from the histories of the topics
+						// watched.
+						b.imu.Lock()
+						topics := make([]string, 0, len(b.watching))
+						for t := range b.watching {
+							topics = append(topics, t)
+						}
+						b.imu.Unlock()
+						if err := b.catchUpTopics(ctx, deliver, topics, last, prev); err != nil {
+							return err
+						}
+						last = prev
 					case prev > last:
 						// The log lost entries before this one: fetch
 						// them from the topics' histories.
@@ -158,7 +209,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 							return err
 						}
 					case prev < last:
-						if err := b.repair(ctx, fmt.Sprintf("the log goes on with Seq %d after Seq %d, not %d", msg.Seq, prev, last)); err != nil {
+						if err := b.repair(ctx, fmt.Sprintf("the %s goes on with Seq %d after Seq %d, not %d", feedName(b.interest), msg.Seq, prev, last)); err != nil {
 							return err
 						}
 					}
@@ -314,4 +365,12 @@ func (b *Backend) reportLost(after, before uint64) {
 		ErrLost, after, before)
 	b.cfg.ErrorHandler(err)
 	b.tellBroker(err)
+}
+
+// feedName names what the reader reads, in errors.
+func feedName(interest bool) string {
+	if interest {
+		return "inbox"
+	}
+	return "log"
 }
