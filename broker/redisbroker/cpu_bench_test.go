@@ -1,0 +1,318 @@
+package redisbroker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/echosse/echo-sse/broker"
+	"github.com/echosse/echo-sse/echosse"
+	"github.com/echosse/echo-sse/event"
+)
+
+var (
+	cpuTopics  = flag.Int("cpu.topics", 20000, "BenchmarkInstanceCPU: topics, one subscriber each, spread over the instances")
+	cpuRate    = flag.Int("cpu.rate", 2000, "BenchmarkInstanceCPU: events published per second, over all topics")
+	cpuSeconds = flag.Int("cpu.seconds", 10, "BenchmarkInstanceCPU: how long it publishes")
+)
+
+// cpuInstances is how many instance processes BenchmarkInstanceCPU runs.
+const cpuInstances = 4
+
+// cpuStreamTopics is how many topics each stream of BenchmarkInstanceCPU
+// subscribes to: a stream per topic would measure connections, not events.
+const cpuStreamTopics = 50
+
+// cpuChildEnv, when set, makes the test binary an instance process of
+// BenchmarkInstanceCPU (see TestMain) rather than run tests: its value is
+// the Redis address, the key prefix and the Delivery, comma-separated.
+const cpuChildEnv = "REDISBROKER_CPU_INSTANCE"
+
+// BenchmarkInstanceCPU measures the CPU an instance process spends on the
+// events its own subscribers need, with interest-based delivery and with
+// the single log. Each instance is a process of its own (this test binary
+// again, see cpuChild): a broker on the backend and an Echo server of SSE
+// streams. The benchmark, a process apart, publishes and reads the
+// streams, so that neither counts in an instance's CPU.
+//
+//   - own: one instance, whose streams subscribe to a quarter of the
+//     topics, and only those are published on, at a quarter of the rate:
+//     every event it reads is one its subscribers need. This is the CPU
+//     its own subscribers' events need.
+//   - all, interest: four instances, each with the streams of a quarter
+//     of the topics, and every topic published on (-cpu.rate events per
+//     second over -cpu.topics topics), with DeliverAll and DeliverInterest.
+//
+// cpu-x-own is the mean CPU of an instance over that of own, over the
+// -cpu.seconds it publishes; the streams must receive every event of their
+// topics, once. Run it with
+//
+//	go test -run '^$' -bench InstanceCPU -benchtime 1x ./broker/redisbroker
+func BenchmarkInstanceCPU(b *testing.B) {
+	own := cpuRun(b, DeliverAll, 1)
+	b.ReportMetric(own, "own-cpu-ms")
+	for _, mode := range []Delivery{DeliverAll, DeliverInterest} {
+		b.Run(mode.String(), func(b *testing.B) {
+			cpu := cpuRun(b, mode, cpuInstances)
+			b.ReportMetric(cpu, "cpu-ms/instance")
+			b.ReportMetric(cpu/own, "cpu-x-own")
+		})
+	}
+}
+
+// cpuRun starts n of cpuInstances instance processes in mode, subscribes
+// their streams, publishes for -cpu.seconds on the topics of those n, and
+// returns the mean CPU of an instance in milliseconds while it did.
+func cpuRun(b *testing.B, mode Delivery, n int) float64 {
+	prefix := testPrefix(b)
+	type child struct {
+		cmd   *exec.Cmd
+		in    io.WriteCloser
+		out   *bufio.Scanner
+		url   string
+		count atomic.Int64
+	}
+	children := make([]*child, n)
+	for i := range children {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), cpuChildEnv+"="+shared.Addr+","+prefix+","+strconv.Itoa(int(mode)))
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+		b.Cleanup(func() {
+			c.in.Close() // it exits on EOF
+			c.cmd.Wait()
+		})
+		if !c.out.Scan() {
+			b.Fatalf("instance %d did not start", i)
+		}
+		c.url = strings.TrimPrefix(c.out.Text(), "url ")
+		children[i] = c
+	}
+	cpu := func(c *child) time.Duration {
+		fmt.Fprintln(c.in, "cpu")
+		if !c.out.Scan() {
+			b.Fatal("an instance process ended")
+		}
+		us, err := strconv.ParseInt(strings.TrimPrefix(c.out.Text(), "cpu "), 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(us) * time.Microsecond
+	}
+
+	// Topic t's subscriber is on instance t % cpuInstances.
+	var topics []string
+	for t := range *cpuTopics {
+		if t%cpuInstances < n {
+			topics = append(topics, "user-"+strconv.Itoa(t))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	transport := &http.Transport{MaxIdleConnsPerHost: 1000}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer cancel()
+	var opened atomic.Int64
+	streams := 0
+	for i, c := range children {
+		var mine []string
+		for t := i; t < *cpuTopics; t += cpuInstances {
+			mine = append(mine, "user-"+strconv.Itoa(t))
+		}
+		for len(mine) > 0 {
+			k := min(cpuStreamTopics, len(mine))
+			q := url.Values{"topic": mine[:k]}
+			mine = mine[k:]
+			streams++
+			readers.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/events?"+q.Encode(), nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						b.Error(err)
+					}
+					return
+				}
+				defer resp.Body.Close()
+				opened.Add(1)
+				dec := event.NewDecoder(resp.Body)
+				for {
+					if _, err := dec.Decode(); err != nil {
+						return
+					}
+					c.count.Add(1)
+				}
+			})
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for opened.Load() < int64(streams) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Every stream subscribed (watched) before the first publish: the
+	// response headers come before Subscribe, so give it a moment, then
+	// check with a first event on every topic.
+	pub := redis.NewClient(&redis.Options{Addr: shared.Addr, PoolSize: 32})
+	defer pub.Close()
+	backend, err := New(pub, Config{Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := broker.New(broker.Config{Backend: backend})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	time.Sleep(time.Second)
+	publishAll := func(rate int, d time.Duration) int {
+		const workers = 16
+		var sent atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		total := int(float64(rate) * d.Seconds())
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < total; i += workers {
+					if wait := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); wait > 0 {
+						time.Sleep(wait)
+					}
+					if _, err := br.Publish(ctx, topics[i%len(topics)], event.Event{Data: `{"status":"shipped","order":12345}`}); err != nil {
+						b.Error(err)
+						return
+					}
+					sent.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return int(sent.Load())
+	}
+	waitAll := func(want int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var got int64
+			for _, c := range children {
+				got += c.count.Load()
+			}
+			if got >= want || time.Now().After(deadline) {
+				if got != want {
+					b.Fatalf("%s: the streams received %d events, want %d", mode, got, want)
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Warm-up: every topic once, which also proves every stream is
+	// subscribed.
+	warm := publishAll(len(topics)*2, 500*time.Millisecond)
+	waitAll(int64(warm))
+
+	before := make([]time.Duration, n)
+	for i, c := range children {
+		before[i] = cpu(c)
+	}
+	rate := *cpuRate * n / cpuInstances
+	sent := publishAll(rate, time.Duration(*cpuSeconds)*time.Second)
+	waitAll(int64(warm + sent))
+	var total time.Duration
+	for i, c := range children {
+		total += cpu(c) - before[i]
+	}
+	b.Logf("%s, %d instances: %d events/s for %d s on %d topics: %v CPU per instance", mode, n, rate, *cpuSeconds, len(topics), total/time.Duration(n))
+	return float64(total.Milliseconds()) / float64(n)
+}
+
+// cpuChild is an instance process of BenchmarkInstanceCPU: a broker on the
+// backend, configured by spec (see cpuChildEnv), and its streams served on
+// a loopback port it prints ("url http://..."). It answers each line "cpu"
+// on its standard input with the CPU it has used ("cpu" and microseconds),
+// and exits when its input ends.
+func cpuChild(spec string) int {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 {
+		fmt.Fprintln(os.Stderr, "bad", cpuChildEnv)
+		return 2
+	}
+	mode, _ := strconv.Atoi(parts[2])
+	client := redis.NewClient(&redis.Options{Addr: parts[0], PoolSize: 64})
+	defer client.Close()
+	backend, err := New(client, Config{Prefix: parts[1], Delivery: Delivery(mode)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	br, err := broker.New(broker.Config{Backend: backend})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer br.Close()
+	e := echo.New()
+	e.Use(echosse.Middleware(echosse.Config{}))
+	e.GET("/events", func(c echo.Context) error {
+		s, err := echosse.Open(c)
+		if err != nil {
+			return err
+		}
+		return br.Subscribe(s, c.QueryParams()["topic"]...)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv := &http.Server{Handler: e}
+	go srv.Serve(ln)
+	defer srv.Close()
+	fmt.Println("url http://" + ln.Addr().String())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "cpu" {
+			var ru syscall.Rusage
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			us := ru.Utime.Sec*1e6 + ru.Utime.Usec + ru.Stime.Sec*1e6 + ru.Stime.Usec
+			fmt.Println("cpu", us)
+		}
+	}
+	if err := in.Err(); err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
