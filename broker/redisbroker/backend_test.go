@@ -132,10 +132,19 @@ func TestConfig(t *testing.T) {
 }
 
 func TestPublishDeliversToEveryInstanceWithTheSameIDs(t *testing.T) {
+	inEachMode(t, testPublishDeliversToEveryInstanceWithTheSameIDs)
+}
+
+func testPublishDeliversToEveryInstanceWithTheSameIDs(t *testing.T, mode Delivery) {
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t)}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	a, fromA, _ := startBackend(t, client, cfg)
 	b, fromB, _ := startBackend(t, newClient(t, shared.Addr), cfg) // another process, say
+	for _, be := range []*Backend{a, b} { // what the broker does: a no-op with DeliverAll
+		if _, err := be.Watch(context.Background(), []string{"x", "y", "z"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var published []string
 	for i, topic := range []string{"x", "y", "x", "z"} {
