@@ -245,7 +245,7 @@ func (b *Backend) Unwatch(topics []string) {
 		delete(b.watching, t)
 		b.unwatchLater[t] = struct{}{}
 	}
-	b.watchedN.Store(int64(len(b.watching)))
+	defer b.watchedN.Store(int64(len(b.watching))) // once Redis was told
 	if b.closed.Load() {
 		return
 	}

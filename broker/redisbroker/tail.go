@@ -28,6 +28,9 @@ const (
 	// lossCheckEvery is how often, at most, the log reader looks whether
 	// Redis lost data: at every XREAD when the log is idle, every few.
 	lossCheckEvery = time.Second
+
+	// interestCheckEvery is lossCheckEvery with DeliverInterest.
+	interestCheckEvery = 250 * time.Millisecond
 )
 
 // node returns the client of the server that has the backend's keys: on a
@@ -95,20 +98,31 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 	// and registers it again if it no longer counted as such: it
 	// delivers what the topics watched had since last, and the reader
 	// goes on after the inbox's entry it says.
-	stayAlive := func(ctx context.Context) error {
+	stayAlive := func(ctx context.Context) (registered bool, err error) {
 		if !b.interest {
-			return nil
+			return false, nil
 		}
 		chain, at, err := b.stayAlive(ctx, deliver, last)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if at != "" {
 			pos, last = at, chain
 			b.advance(&last)
 		}
 		b.registeredNow()
-		return nil
+		return at != "", nil
+	}
+	// A process in DeliverInterest mode says it is alive at least four
+	// times in the time it counts as such, and its XREAD waits no longer
+	// than that: when Redis loses its keys, nothing more comes to its
+	// inbox (no key says it watches anything), and it is by looking that
+	// it learns of the loss, where the log would show it at the next
+	// publish.
+	checkEvery, blockFor := lossCheckEvery, block
+	if b.interest {
+		checkEvery = min(interestCheckEvery, b.cfg.aliveFor/4)
+		blockFor = checkEvery
 	}
 	failures := 0
 	var since, checked time.Time
@@ -131,7 +145,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 				if err := b.checkLoss(ctx); err != nil {
 					return err
 				}
-				if err := stayAlive(ctx); err != nil {
+				if _, err := stayAlive(ctx); err != nil {
 					return err
 				}
 				if failures > 0 {
@@ -144,7 +158,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 			}
 			select {
 			case <-b.kick: // Watch or Sync found this process not alive
-				if err := stayAlive(ctx); err != nil {
+				if _, err := stayAlive(ctx); err != nil {
 					return err
 				}
 			default:
@@ -155,7 +169,7 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 			streams, err := conn.XRead(ctx, &redis.XReadArgs{
 				Streams: []string{feed, pos},
 				Count:   readCount,
-				Block:   block,
+				Block:   blockFor,
 			}).Result()
 			if !errors.Is(err, redis.Nil) && err != nil {
 				return err
@@ -163,14 +177,20 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 			// Redis may have lost data (a FLUSHALL leaves the log idle),
 			// or another process may have found it did: look, now and
 			// then.
-			if time.Since(checked) >= lossCheckEvery && !b.stopping() {
+			if time.Since(checked) >= checkEvery && !b.stopping() {
 				if err := b.checkLoss(ctx); err != nil {
 					return err
 				}
-				if err := stayAlive(ctx); err != nil {
+				registered, err := stayAlive(ctx)
+				if err != nil {
 					return err
 				}
 				checked = time.Now()
+				if registered {
+					// What XREAD read is older than where the reader
+					// goes on, and was delivered from the histories.
+					return nil
+				}
 			}
 			if errors.Is(err, redis.Nil) {
 				return nil // nothing new, or Close woke it
