@@ -37,8 +37,10 @@ var (
 
 // A Backend is a [broker.Backend] on Redis Streams: processes that share a
 // Redis (and a Config.Prefix) share topics, histories and event IDs. Give it
-// to [broker.New] in [broker.Config].Backend. All its methods are safe for
-// concurrent use.
+// to [broker.New] in [broker.Config].Backend. It is a [broker.Interested],
+// which delivers only the watched topics with Config.Delivery
+// DeliverInterest and every topic with DeliverAll. All its methods are
+// safe for concurrent use.
 type Backend struct {
 	client redis.UniversalClient
 	cfg    Config
@@ -169,8 +171,9 @@ const startTimeout = 10 * time.Second
 
 // Start implements [broker.Backend]. It returns an error if Redis cannot be
 // reached, and starts one goroutine, which reads the log of every topic
-// with a blocking XREAD on a connection of its own and delivers what it
-// reads, one message at a time, in Seq order. When reading fails it tries
+// (with Config.Delivery DeliverInterest, the process's inbox, after
+// registering the process) with a blocking XREAD on a connection of its
+// own and delivers what it reads, one message at a time, in Seq order. When reading fails it tries
 // again after a backoff (Config.MinBackoff to Config.MaxBackoff) from the
 // last message it delivered, so that nothing published is skipped.
 func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {

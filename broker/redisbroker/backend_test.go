@@ -140,7 +140,8 @@ func testPublishDeliversToEveryInstanceWithTheSameIDs(t *testing.T, mode Deliver
 	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	a, fromA, _ := startBackend(t, client, cfg)
 	b, fromB, _ := startBackend(t, newClient(t, shared.Addr), cfg) // another process, say
-	for _, be := range []*Backend{a, b} { // what the broker does: a no-op with DeliverAll
+	// What the broker does: a no-op with DeliverAll.
+	for _, be := range []*Backend{a, b} {
 		if _, err := be.Watch(context.Background(), []string{"x", "y", "z"}); err != nil {
 			t.Fatal(err)
 		}
