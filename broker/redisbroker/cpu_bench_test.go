@@ -69,9 +69,9 @@ const cpuChildEnv = "REDISBROKER_CPU_INSTANCE"
 //
 //	go test -run '^$' -bench InstanceCPU -benchtime 1x ./broker/redisbroker
 func BenchmarkInstanceCPU(b *testing.B) {
-	own := cpuRun(b, DeliverAll, 1)
 	for _, mode := range []Delivery{DeliverAll, DeliverInterest} {
 		b.Run(mode.String(), func(b *testing.B) {
+			own := cpuRun(b, DeliverAll, 1) // in the same run: the machine is shared
 			cpu := cpuRun(b, mode, cpuInstances)
 			b.ReportMetric(own.total, "own-cpu-ms")
 			b.ReportMetric(cpu.total, "cpu-ms/instance")
@@ -87,11 +87,14 @@ func BenchmarkInstanceCPU(b *testing.B) {
 func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 	prefix := testPrefix(b)
 	type child struct {
-		cmd   *exec.Cmd
-		in    io.WriteCloser
-		out   *bufio.Scanner
-		url   string
-		count atomic.Int64
+		cmd *exec.Cmd
+		in  io.WriteCloser
+		out *bufio.Scanner
+		url string
+
+		mu   sync.Mutex
+		got  map[string]int // event data -> times received
+		recv int
 	}
 	children := make([]*child, n)
 	for i := range children {
@@ -109,7 +112,7 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+		c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out), got: make(map[string]int)}
 		b.Cleanup(func() {
 			c.in.Close() // it exits on EOF
 			c.cmd.Wait()
@@ -120,17 +123,18 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		c.url = strings.TrimPrefix(c.out.Text(), "url ")
 		children[i] = c
 	}
-	cpu := func(c *child) time.Duration {
-		fmt.Fprintln(c.in, "cpu")
+	ask := func(c *child, what string) int64 {
+		fmt.Fprintln(c.in, what)
 		if !c.out.Scan() {
 			b.Fatal("an instance process ended")
 		}
-		us, err := strconv.ParseInt(strings.TrimPrefix(c.out.Text(), "cpu "), 10, 64)
+		n, err := strconv.ParseInt(strings.TrimPrefix(c.out.Text(), what+" "), 10, 64)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return time.Duration(us) * time.Microsecond
+		return n
 	}
+	cpu := func(c *child) time.Duration { return time.Duration(ask(c, "cpu")) * time.Microsecond }
 
 	// Topic t's subscriber is on instance t % cpuInstances.
 	var topics []string
@@ -172,21 +176,35 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 				opened.Add(1)
 				dec := event.NewDecoder(resp.Body)
 				for {
-					if _, err := dec.Decode(); err != nil {
+					ev, err := dec.Decode()
+					if err != nil {
 						return
 					}
-					c.count.Add(1)
+					data, _ := ev.Data.(string)
+					c.mu.Lock()
+					c.got[data]++
+					c.recv++
+					c.mu.Unlock()
 				}
 			})
 		}
 	}
+	// Every stream subscribed, its topics watched, before the first
+	// publish (the response headers come before Subscribe).
 	deadline := time.Now().Add(60 * time.Second)
-	for opened.Load() < int64(streams) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for {
+		subscribed := int64(0)
+		for _, c := range children {
+			subscribed += ask(c, "subscribers")
+		}
+		if opened.Load() == int64(streams) && subscribed == int64(streams) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d streams of %d subscribed after 60 s", subscribed, streams)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	// Every stream subscribed (watched) before the first publish: the
-	// response headers come before Subscribe, so give it a moment, then
-	// check with a first event on every topic.
 	pub := redis.NewClient(&redis.Options{Addr: shared.Addr, PoolSize: 32})
 	defer pub.Close()
 	backend, err := New(pub, Config{Prefix: prefix})
@@ -198,7 +216,9 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		b.Fatal(err)
 	}
 	defer br.Close()
-	time.Sleep(time.Second)
+	var published []string
+	var pmu sync.Mutex
+	var next atomic.Int64
 	publishAll := func(rate int, d time.Duration) int {
 		const workers = 16
 		var sent atomic.Int64
@@ -211,10 +231,15 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 					if wait := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); wait > 0 {
 						time.Sleep(wait)
 					}
-					if _, err := br.Publish(ctx, topics[i%len(topics)], event.Event{Data: `{"status":"shipped","order":12345}`}); err != nil {
+					topic := topics[i%len(topics)]
+					data := `{"status":"shipped","topic":"` + topic + `","n":` + strconv.FormatInt(next.Add(1), 10) + `}`
+					if _, err := br.Publish(ctx, topic, event.Event{Data: data}); err != nil {
 						b.Error(err)
 						return
 					}
+					pmu.Lock()
+					published = append(published, data)
+					pmu.Unlock()
 					sent.Add(1)
 				}
 			})
@@ -222,26 +247,54 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		wg.Wait()
 		return int(sent.Load())
 	}
-	waitAll := func(want int64) {
+	// waitAll waits until the streams received want events, and checks
+	// that each published was received once.
+	waitAll := func(want int) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			var got int64
+			got := 0
 			for _, c := range children {
-				got += c.count.Load()
+				c.mu.Lock()
+				got += c.recv
+				c.mu.Unlock()
 			}
 			if got >= want || time.Now().After(deadline) {
-				if got != want {
-					b.Fatalf("%s: the streams received %d events, want %d", mode, got, want)
-				}
-				return
+				break
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // for any received twice
+		pmu.Lock()
+		defer pmu.Unlock()
+		missing, twice, total := 0, 0, 0
+		for _, data := range published {
+			n := 0
+			for _, c := range children {
+				c.mu.Lock()
+				n += c.got[data]
+				c.mu.Unlock()
+			}
+			switch {
+			case n == 0:
+				missing++
+			case n > 1:
+				twice++
+			}
+		}
+		for _, c := range children {
+			c.mu.Lock()
+			total += c.recv
+			c.mu.Unlock()
+		}
+		if missing > 0 || twice > 0 || total != len(published) {
+			b.Fatalf("%s: of %d events published, %d missing and %d received more than once (%d received)",
+				mode, len(published), missing, twice, total)
 		}
 	}
 	// Warm-up: every topic once, which also proves every stream is
 	// subscribed.
 	warm := publishAll(len(topics)*2, 500*time.Millisecond)
-	waitAll(int64(warm))
+	waitAll(warm)
 
 	// Idle for a while first: what an instance spends with no event
 	// (timers, XREAD timeouts, heartbeats) is measured apart.
@@ -259,7 +312,7 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 	}
 	rate := *cpuRate * n / cpuInstances
 	sent := publishAll(rate, time.Duration(*cpuSeconds)*time.Second)
-	waitAll(int64(warm + sent))
+	waitAll(warm + sent)
 	var total time.Duration
 	for i, c := range children {
 		total += cpu(c) - before[i]
@@ -319,7 +372,10 @@ func cpuChild(spec string) int {
 	fmt.Println("url http://" + ln.Addr().String())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if in.Text() == "cpu" {
+		switch in.Text() {
+		case "subscribers":
+			fmt.Println("subscribers", br.Stats().Subscribers)
+		case "cpu":
 			var ru syscall.Rusage
 			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 				fmt.Fprintln(os.Stderr, err)
