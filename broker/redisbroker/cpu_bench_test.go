@@ -51,17 +51,20 @@ const cpuChildEnv = "REDISBROKER_CPU_INSTANCE"
 // the single log. Each instance is a process of its own (this test binary
 // again, see cpuChild): a broker on the backend and an Echo server of SSE
 // streams. The benchmark, a process apart, publishes and reads the
-// streams, so that neither counts in an instance's CPU.
+// streams, so that neither counts in an instance's CPU. Two groups of
+// instances run at the same time, on two Prefixes, so that they share the
+// machine alike:
 //
-//   - own: one instance, whose streams subscribe to a quarter of the
-//     topics, and only those are published on, at a quarter of the rate:
-//     every event it reads is one its subscribers need. This is the CPU
-//     its own subscribers' events need.
-//   - all, interest: four instances, each with the streams of a quarter
-//     of the topics, and every topic published on (-cpu.rate events per
-//     second over -cpu.topics topics), with DeliverAll and DeliverInterest.
+//   - four instances in the mode measured, each with the streams of a
+//     quarter of the topics (-cpu.topics, one subscriber each, 50 topics
+//     to a stream), and every topic published on (-cpu.rate events per
+//     second, round the topics);
+//   - own: one instance in DeliverAll mode whose streams subscribe to a
+//     quarter of as many topics, of its own Prefix, published on at a
+//     quarter of the rate: every event it reads is one its subscribers
+//     need. This is the CPU an instance's own subscribers' events need.
 //
-// cpu-x-own is the mean CPU of an instance over that of own, over the
+// cpu-x-own is the mean CPU of one of the four over that of own, over the
 // -cpu.seconds it publishes; events-cpu-x-own the same less, on both
 // sides, what the instance spends idle for as long (measured over 3 s
 // before publishing): the CPU the events cost. The streams must receive
@@ -71,8 +74,8 @@ const cpuChildEnv = "REDISBROKER_CPU_INSTANCE"
 func BenchmarkInstanceCPU(b *testing.B) {
 	for _, mode := range []Delivery{DeliverAll, DeliverInterest} {
 		b.Run(mode.String(), func(b *testing.B) {
-			own := cpuRun(b, DeliverAll, 1) // in the same run: the machine is shared
-			cpu := cpuRun(b, mode, cpuInstances)
+			figs := cpuRun(b, []cpuGroup{{mode: mode, n: cpuInstances}, {mode: DeliverAll, n: 1}})
+			cpu, own := figs[0], figs[1]
 			b.ReportMetric(own.total, "own-cpu-ms")
 			b.ReportMetric(cpu.total, "cpu-ms/instance")
 			b.ReportMetric(cpu.total/own.total, "cpu-x-own")
@@ -81,49 +84,43 @@ func BenchmarkInstanceCPU(b *testing.B) {
 	}
 }
 
-// cpuRun starts n of cpuInstances instance processes in mode, subscribes
-// their streams, publishes for -cpu.seconds on the topics of those n, and
-// returns the mean CPU of an instance in milliseconds while it did.
-func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
-	prefix := testPrefix(b)
-	type child struct {
-		cmd *exec.Cmd
-		in  io.WriteCloser
-		out *bufio.Scanner
-		url string
+// A cpuGroup is n instance processes in mode, on a Prefix of their own,
+// subscribed to n quarters of the topics, published on at n quarters of
+// the rate.
+type cpuGroup struct {
+	mode Delivery
+	n    int
+}
 
-		mu   sync.Mutex
-		got  map[string]int // event data -> times received
-		recv int
-	}
-	children := make([]*child, n)
-	for i := range children {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), cpuChildEnv+"="+shared.Addr+","+prefix+","+strconv.Itoa(int(mode)))
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out), got: make(map[string]int)}
-		b.Cleanup(func() {
-			c.in.Close() // it exits on EOF
-			c.cmd.Wait()
-		})
-		if !c.out.Scan() {
-			b.Fatalf("instance %d did not start", i)
-		}
-		c.url = strings.TrimPrefix(c.out.Text(), "url ")
-		children[i] = c
-	}
-	ask := func(c *child, what string) int64 {
+// cpuFigures are an instance's CPU in milliseconds while events were
+// published, and what it spent idle for as long.
+type cpuFigures struct{ total, idle float64 }
+
+// cpuChildProc is an instance process, and what its streams received.
+type cpuChildProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	url string
+
+	mu   sync.Mutex
+	got  map[string]int // event data -> times received
+	recv int
+}
+
+// cpuRun runs the groups at once, and returns the mean CPU of an instance
+// of each while it published for -cpu.seconds.
+func cpuRun(b *testing.B, groups []cpuGroup) []cpuFigures {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	transport := &http.Transport{MaxIdleConnsPerHost: 1000}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer cancel()
+
+	ask := func(c *cpuChildProc, what string) int64 {
 		fmt.Fprintln(c.in, what)
 		if !c.out.Scan() {
 			b.Fatal("an instance process ended")
@@ -134,67 +131,105 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		}
 		return n
 	}
-	cpu := func(c *child) time.Duration { return time.Duration(ask(c, "cpu")) * time.Microsecond }
+	cpu := func(c *cpuChildProc) time.Duration { return time.Duration(ask(c, "cpu")) * time.Microsecond }
 
-	// Topic t's subscriber is on instance t % cpuInstances.
-	var topics []string
-	for t := range *cpuTopics {
-		if t%cpuInstances < n {
-			topics = append(topics, "user-"+strconv.Itoa(t))
-		}
+	type running struct {
+		cpuGroup
+		children []*cpuChildProc
+		topics   []string
+		br       *broker.Broker
+		rate     int
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	transport := &http.Transport{MaxIdleConnsPerHost: 1000}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
-	var readers sync.WaitGroup
-	defer readers.Wait()
-	defer cancel()
+	var all []*cpuChildProc
 	var opened atomic.Int64
 	streams := 0
-	for i, c := range children {
-		var mine []string
-		for t := i; t < *cpuTopics; t += cpuInstances {
-			mine = append(mine, "user-"+strconv.Itoa(t))
+	pub := redis.NewClient(&redis.Options{Addr: shared.Addr, PoolSize: 32})
+	defer pub.Close()
+	runs := make([]*running, len(groups))
+	for g, group := range groups {
+		prefix := testPrefix(b)
+		r := &running{cpuGroup: group, rate: *cpuRate * group.n / cpuInstances}
+		runs[g] = r
+		backend, err := New(pub, Config{Prefix: prefix})
+		if err != nil {
+			b.Fatal(err)
 		}
-		for len(mine) > 0 {
-			k := min(cpuStreamTopics, len(mine))
-			q := url.Values{"topic": mine[:k]}
-			mine = mine[k:]
-			streams++
-			readers.Go(func() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/events?"+q.Encode(), nil)
-				resp, err := client.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						b.Error(err)
-					}
-					return
-				}
-				defer resp.Body.Close()
-				opened.Add(1)
-				dec := event.NewDecoder(resp.Body)
-				for {
-					ev, err := dec.Decode()
+		if r.br, err = broker.New(broker.Config{Backend: backend}); err != nil {
+			b.Fatal(err)
+		}
+		defer r.br.Close()
+		for i := range group.n {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), cpuChildEnv+"="+shared.Addr+","+prefix+","+strconv.Itoa(int(group.mode)))
+			cmd.Stderr = os.Stderr
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			c := &cpuChildProc{cmd: cmd, in: in, out: bufio.NewScanner(out), got: make(map[string]int)}
+			b.Cleanup(func() {
+				c.in.Close() // it exits on EOF
+				c.cmd.Wait()
+			})
+			if !c.out.Scan() {
+				b.Fatalf("instance %d did not start", i)
+			}
+			c.url = strings.TrimPrefix(c.out.Text(), "url ")
+			r.children = append(r.children, c)
+			all = append(all, c)
+
+			// Topic t's subscriber is on instance t % cpuInstances.
+			var mine []string
+			for t := i; t < *cpuTopics; t += cpuInstances {
+				mine = append(mine, "user-"+strconv.Itoa(t))
+			}
+			r.topics = append(r.topics, mine...)
+			for len(mine) > 0 {
+				k := min(cpuStreamTopics, len(mine))
+				q := url.Values{"topic": mine[:k]}
+				mine = mine[k:]
+				streams++
+				readers.Go(func() {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/events?"+q.Encode(), nil)
+					resp, err := client.Do(req)
 					if err != nil {
+						if ctx.Err() == nil {
+							b.Error(err)
+						}
 						return
 					}
-					data, _ := ev.Data.(string)
-					c.mu.Lock()
-					c.got[data]++
-					c.recv++
-					c.mu.Unlock()
-				}
-			})
+					defer resp.Body.Close()
+					opened.Add(1)
+					dec := event.NewDecoder(resp.Body)
+					for {
+						ev, err := dec.Decode()
+						if err != nil {
+							return
+						}
+						data, _ := ev.Data.(string)
+						c.mu.Lock()
+						c.got[data]++
+						c.recv++
+						c.mu.Unlock()
+					}
+				})
+			}
 		}
 	}
+
 	// Every stream subscribed, its topics watched, before the first
 	// publish (the response headers come before Subscribe).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		subscribed := int64(0)
-		for _, c := range children {
+		for _, c := range all {
 			subscribed += ask(c, "subscribers")
 		}
 		if opened.Load() == int64(streams) && subscribed == int64(streams) {
@@ -205,44 +240,39 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	pub := redis.NewClient(&redis.Options{Addr: shared.Addr, PoolSize: 32})
-	defer pub.Close()
-	backend, err := New(pub, Config{Prefix: prefix})
-	if err != nil {
-		b.Fatal(err)
-	}
-	br, err := broker.New(broker.Config{Backend: backend})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
+
 	var published []string
 	var pmu sync.Mutex
 	var next atomic.Int64
-	publishAll := func(rate int, d time.Duration) int {
+	// publishAll publishes on the topics of every group at once, each at
+	// its rate times speed, for d.
+	publishAll := func(speed float64, d time.Duration) int {
 		const workers = 16
 		var sent atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
-		total := int(float64(rate) * d.Seconds())
-		for w := range workers {
-			wg.Go(func() {
-				for i := w; i < total; i += workers {
-					if wait := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); wait > 0 {
-						time.Sleep(wait)
+		for _, r := range runs {
+			rate := float64(r.rate) * speed
+			total := int(rate * d.Seconds())
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < total; i += workers {
+						if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
+							time.Sleep(wait)
+						}
+						topic := r.topics[i%len(r.topics)]
+						data := `{"status":"shipped","topic":"` + topic + `","n":` + strconv.FormatInt(next.Add(1), 10) + `}`
+						if _, err := r.br.Publish(ctx, topic, event.Event{Data: data}); err != nil {
+							b.Error(err)
+							return
+						}
+						pmu.Lock()
+						published = append(published, data)
+						pmu.Unlock()
+						sent.Add(1)
 					}
-					topic := topics[i%len(topics)]
-					data := `{"status":"shipped","topic":"` + topic + `","n":` + strconv.FormatInt(next.Add(1), 10) + `}`
-					if _, err := br.Publish(ctx, topic, event.Event{Data: data}); err != nil {
-						b.Error(err)
-						return
-					}
-					pmu.Lock()
-					published = append(published, data)
-					pmu.Unlock()
-					sent.Add(1)
-				}
-			})
+				})
+			}
 		}
 		wg.Wait()
 		return int(sent.Load())
@@ -253,7 +283,7 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			got := 0
-			for _, c := range children {
+			for _, c := range all {
 				c.mu.Lock()
 				got += c.recv
 				c.mu.Unlock()
@@ -269,7 +299,7 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 		missing, twice, total := 0, 0, 0
 		for _, data := range published {
 			n := 0
-			for _, c := range children {
+			for _, c := range all {
 				c.mu.Lock()
 				n += c.got[data]
 				c.mu.Unlock()
@@ -281,51 +311,54 @@ func cpuRun(b *testing.B, mode Delivery, n int) cpuFigures {
 				twice++
 			}
 		}
-		for _, c := range children {
+		for _, c := range all {
 			c.mu.Lock()
 			total += c.recv
 			c.mu.Unlock()
 		}
 		if missing > 0 || twice > 0 || total != len(published) {
-			b.Fatalf("%s: of %d events published, %d missing and %d received more than once (%d received)",
-				mode, len(published), missing, twice, total)
+			b.Fatalf("of %d events published, %d missing and %d received more than once (%d received)",
+				len(published), missing, twice, total)
 		}
 	}
 	// Warm-up: every topic once, which also proves every stream is
 	// subscribed.
-	warm := publishAll(len(topics)*2, 500*time.Millisecond)
+	warmFor := 500 * time.Millisecond
+	warm := publishAll(float64(*cpuTopics)/float64(*cpuRate)/warmFor.Seconds(), warmFor)
 	waitAll(warm)
 
 	// Idle for a while first: what an instance spends with no event
 	// (timers, XREAD timeouts, heartbeats) is measured apart.
 	idleFor := 3 * time.Second
-	var idle time.Duration
-	before := make([]time.Duration, n)
-	for i, c := range children {
+	before := make([]time.Duration, len(all))
+	idle := make([]time.Duration, len(all))
+	for i, c := range all {
 		before[i] = cpu(c)
 	}
 	time.Sleep(idleFor)
-	for i, c := range children {
+	for i, c := range all {
 		now := cpu(c)
-		idle += now - before[i]
+		idle[i] = (now - before[i]) * time.Duration(*cpuSeconds) * time.Second / idleFor
 		before[i] = now
 	}
-	rate := *cpuRate * n / cpuInstances
-	sent := publishAll(rate, time.Duration(*cpuSeconds)*time.Second)
+	sent := publishAll(1, time.Duration(*cpuSeconds)*time.Second)
 	waitAll(warm + sent)
-	var total time.Duration
-	for i, c := range children {
-		total += cpu(c) - before[i]
+	figs := make([]cpuFigures, len(runs))
+	i := 0
+	for g, r := range runs {
+		var total, still time.Duration
+		for range r.children {
+			total += cpu(all[i]) - before[i]
+			still += idle[i]
+			i++
+		}
+		n := time.Duration(r.n)
+		b.Logf("%s, %d instances: %d events/s for %d s on %d topics: %v CPU per instance, %v of it what one idle for as long spends",
+			r.mode, r.n, r.rate, *cpuSeconds, len(r.topics), total/n, still/n)
+		figs[g] = cpuFigures{total: float64(total.Milliseconds()) / float64(r.n), idle: float64(still.Milliseconds()) / float64(r.n)}
 	}
-	idle = idle * time.Duration(*cpuSeconds) * time.Second / idleFor
-	b.Logf("%s, %d instances: %d events/s for %d s on %d topics: %v CPU per instance, %v of it what one idle for as long spends",
-		mode, n, rate, *cpuSeconds, len(topics), total/time.Duration(n), idle/time.Duration(n))
-	return cpuFigures{total: float64(total.Milliseconds()) / float64(n), idle: float64(idle.Milliseconds()) / float64(n)}
+	return figs
 }
-
-// cpuFigures are an instance's CPU in milliseconds while events were
-// published, and what it spent idle for as long.
-type cpuFigures struct{ total, idle float64 }
 
 // cpuChild is an instance process of BenchmarkInstanceCPU: a broker on the
 // backend, configured by spec (see cpuChildEnv), and its streams served on
