@@ -57,11 +57,13 @@ const cpuChildEnv = "REDISBROKER_CPU_INSTANCE"
 //
 //   - four instances in the mode measured, each with the streams of a
 //     quarter of the topics (-cpu.topics, one subscriber each, 50 topics
-//     to a stream), and every topic published on (-cpu.rate events per
-//     second, round the topics);
-//   - own: one instance in DeliverAll mode whose streams subscribe to a
-//     quarter of as many topics, of its own Prefix, published on at a
-//     quarter of the rate: every event it reads is one its subscribers
+//     to a stream; topic t on instance t%4), and every topic published
+//     on (-cpu.rate events per second, round the topics in order);
+//   - own: one instance in DeliverAll mode whose streams subscribe to the
+//     topics of the first of the four, on a Prefix of its own, and every
+//     event published on one of them is published on its own too, at the
+//     same moment: it gets the same events as the first of the four, at
+//     the same times, and every event it reads is one its subscribers
 //     need. This is the CPU an instance's own subscribers' events need.
 //
 // cpu-x-own is the mean CPU of one of the four over that of own, over the
@@ -190,7 +192,6 @@ func cpuRun(b *testing.B, groups []cpuGroup) []cpuFigures {
 			for t := i; t < *cpuTopics; t += cpuInstances {
 				mine = append(mine, "user-"+strconv.Itoa(t))
 			}
-			r.topics = append(r.topics, mine...)
 			for len(mine) > 0 {
 				k := min(cpuStreamTopics, len(mine))
 				q := url.Values{"topic": mine[:k]}
@@ -224,6 +225,15 @@ func cpuRun(b *testing.B, groups []cpuGroup) []cpuFigures {
 		}
 	}
 
+	// Publishing goes round the topics in order, each instance's in turn.
+	for _, r := range runs {
+		for t := range *cpuTopics {
+			if t%cpuInstances < r.n {
+				r.topics = append(r.topics, "user-"+strconv.Itoa(t))
+			}
+		}
+	}
+
 	// Every stream subscribed, its topics watched, before the first
 	// publish (the response headers come before Subscribe).
 	deadline := time.Now().Add(60 * time.Second)
@@ -244,35 +254,50 @@ func cpuRun(b *testing.B, groups []cpuGroup) []cpuFigures {
 	var published []string
 	var pmu sync.Mutex
 	var next atomic.Int64
-	// publishAll publishes on the topics of every group at once, each at
-	// its rate times speed, for d.
+	// publishAll publishes on the topics of the first group round them,
+	// at its rate times speed, for d; and each event on a topic of its
+	// first instance on the same topic of the second group too, at once,
+	// so that the second group's instances get their events when the
+	// first one's instance 0 does.
 	publishAll := func(speed float64, d time.Duration) int {
 		const workers = 16
 		var sent atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
-		for _, r := range runs {
-			rate := float64(r.rate) * speed
-			total := int(rate * d.Seconds())
-			for w := range workers {
-				wg.Go(func() {
-					for i := w; i < total; i += workers {
-						if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
-							time.Sleep(wait)
-						}
-						topic := r.topics[i%len(r.topics)]
-						data := `{"status":"shipped","topic":"` + topic + `","n":` + strconv.FormatInt(next.Add(1), 10) + `}`
-						if _, err := r.br.Publish(ctx, topic, event.Event{Data: data}); err != nil {
-							b.Error(err)
-							return
-						}
-						pmu.Lock()
-						published = append(published, data)
-						pmu.Unlock()
-						sent.Add(1)
-					}
-				})
+		r := runs[0]
+		rate := float64(r.rate) * speed
+		total := int(rate * d.Seconds())
+		publish := func(br *broker.Broker, topic string) bool {
+			data := `{"status":"shipped","topic":"` + topic + `","n":` + strconv.FormatInt(next.Add(1), 10) + `}`
+			if _, err := br.Publish(ctx, topic, event.Event{Data: data}); err != nil {
+				b.Error(err)
+				return false
 			}
+			pmu.Lock()
+			published = append(published, data)
+			pmu.Unlock()
+			sent.Add(1)
+			return true
+		}
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < total; i += workers {
+					if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
+						time.Sleep(wait)
+					}
+					t := i % len(r.topics)
+					if !publish(r.br, r.topics[t]) {
+						return
+					}
+					if t%cpuInstances == 0 {
+						for _, other := range runs[1:] {
+							if !publish(other.br, r.topics[t]) {
+								return
+							}
+						}
+					}
+				}
+			})
 		}
 		wg.Wait()
 		return int(sent.Load())
