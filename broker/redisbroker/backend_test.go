@@ -104,6 +104,8 @@ func TestConfig(t *testing.T) {
 		{"negative publish timeout", Config{PublishTimeout: -time.Second}, "PublishTimeout"},
 		{"publish timeout of a millisecond", Config{PublishTimeout: time.Millisecond}, "PublishTimeout"},
 		{"publish timeout of a day", Config{PublishTimeout: 24 * time.Hour}, "PublishTimeout"},
+		{"unknown delivery", Config{Delivery: 7}, "Delivery"},
+		{"interest", Config{Delivery: DeliverInterest}, ""},
 	}
 	client := redis.NewClient(&redis.Options{Addr: shared.Addr})
 	defer client.Close()
@@ -116,7 +118,7 @@ func TestConfig(t *testing.T) {
 				}
 				if b.cfg.Prefix != "echosse" || b.cfg.HistorySize != 1000 || b.cfg.HistoryAge != time.Hour ||
 					b.cfg.HistoryBytes != 4<<20 || b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil ||
-					b.cfg.PublishTimeout != 10*time.Second {
+					b.cfg.PublishTimeout != 10*time.Second || b.interest != (tt.givenConfig.Delivery == DeliverInterest) {
 					t.Fatalf("defaults not filled: %+v", b.cfg)
 				}
 				return
