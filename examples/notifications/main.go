@@ -12,6 +12,9 @@
 //	go run ./examples/notifications -addr :8080 -redis redis://127.0.0.1:6379/0
 //	go run ./examples/notifications -addr :8081 -redis redis://127.0.0.1:6379/0
 //
+// and with -redis-interest each reads from Redis only the events of the
+// users whose streams it holds (and the broadcasts), not every user's.
+//
 // From a shell:
 //
 //	curl -c jar -d user=ada localhost:8080/login
@@ -42,6 +45,7 @@ func main() {
 	ttl := flag.Duration("ttl", 15*time.Minute, "how long a session token is valid")
 	perUser := flag.Int("streams-per-user", 5, "streams one user may hold open at once")
 	redisURL := flag.String("redis", "", "share the topics through this Redis, e.g. redis://127.0.0.1:6379/0")
+	interest := flag.Bool("redis-interest", false, "with -redis, each instance reads from Redis only the events of its own streams' topics (redisbroker.DeliverInterest), not every user's")
 	flag.Parse()
 
 	secret := os.Getenv("NOTIFY_SECRET")
@@ -59,7 +63,11 @@ func main() {
 		}
 		client := redis.NewClient(opts)
 		defer client.Close()
-		backend, err := redisbroker.New(client, redisbroker.Config{})
+		rcfg := redisbroker.Config{}
+		if *interest {
+			rcfg.Delivery = redisbroker.DeliverInterest
+		}
+		backend, err := redisbroker.New(client, rcfg)
 		if err != nil {
 			log.Fatal(err)
 		}
