@@ -63,7 +63,7 @@ type Backend struct {
 	seen      atomic.Uint64 // the greatest Seq handed to deliver, or published by this process
 	lossMu    sync.Mutex    // one loss is handled at a time
 	losses    int64         // {P}:losses as this process last saw it; b.lossMu
-	base      string        // {P}:base as this process last saw it ("" if none); b.lossMu
+	epoch     string        // {P}:epoch as this process last saw it; b.lossMu
 
 	// With DeliverInterest (see interest.go).
 	interest     bool
@@ -75,6 +75,7 @@ type Backend struct {
 	registered   uint64              // registrations so far; b.mu
 	registeredCh chan struct{}       // closed and replaced at each; b.mu
 	reregistered atomic.Uint64
+	reregister   atomic.Bool // after a loss: the reader registers the process again
 
 	published     atomic.Uint64
 	publishErrors atomic.Uint64
@@ -90,8 +91,8 @@ type Backend struct {
 
 // keys are the names of a backend's keys (see scripts.go).
 type keys struct {
-	seq, base, losses, topics, forgot, ids, log, topic, pub string
-	alive, inboxes, inbox, watch, watching                  string // see interest.go
+	seq, base, losses, epoch, topics, forgot, ids, log, topic, pub string
+	alive, inboxes, inbox, watch, watching                         string // see interest.go
 }
 
 func newKeys(prefix string) keys {
@@ -100,6 +101,7 @@ func newKeys(prefix string) keys {
 		seq:    p + "seq",
 		base:   p + "base",
 		losses: p + "losses",
+		epoch:  p + "epoch",
 		topics: p + "topics",
 		forgot: p + "forgot",
 		ids:    p + "ids",
@@ -198,8 +200,8 @@ func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
 	if b.losses, err = b.lossCount(ctx); err != nil {
 		return 0, err
 	}
-	if b.base, err = b.client.Get(ctx, b.keys.base).Result(); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("redisbroker: %w", err)
+	if b.epoch, err = b.newEpoch(ctx); err != nil {
+		return 0, err
 	}
 	pos := entryID(last)
 	if b.interest {
@@ -701,7 +703,7 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 	b.lossMu.Lock()
 	defer b.lossMu.Unlock()
 	seen := b.seen.Load() // before head: a message delivered meanwhile is not a loss
-	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses, b.keys.base).Result()
+	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses, b.keys.epoch).Result()
 	if err != nil {
 		return fmt.Errorf("redisbroker: %w", err)
 	}
@@ -713,19 +715,17 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 	if s, ok := vals[1].(string); ok {
 		losses, _ = strconv.ParseInt(s, 10, 64)
 	}
-	base, _ := vals[2].(string)
+	epoch, _ := vals[2].(string)
 	switch {
 	case head < seen:
-		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen))
+		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen), true)
 	case losses != b.losses:
-		return b.repairLocked(ctx, "another process found it")
-	case b.base != "" && base != b.base:
-		// {P}:base changes with a loss recorded (losses, above), or
-		// when a publish finds no last Seq: the keys were made anew,
-		// and a publish since has lifted the last Seq past seen.
-		return b.repairLocked(ctx, fmt.Sprintf("Redis's keys were made anew (%s went from %s to %q)", b.keys.base, b.base, base))
+		return b.repairLocked(ctx, "another process found it", false)
+	case epoch != b.epoch:
+		// The keys were made anew, and a publish since has lifted the
+		// last Seq past seen: with DeliverInterest no inbox shows it.
+		return b.repairLocked(ctx, fmt.Sprintf("Redis's keys were made anew (%s is %q, not %q)", b.keys.epoch, epoch, b.epoch), true)
 	}
-	b.base = base
 	return nil
 }
 
@@ -734,23 +734,38 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 func (b *Backend) repair(ctx context.Context, what string) error {
 	b.lossMu.Lock()
 	defer b.lossMu.Unlock()
-	return b.repairLocked(ctx, what)
+	return b.repairLocked(ctx, what, true)
 }
 
 // repairLocked makes every ID up to the last Seq this process delivered
-// or published unknown in Redis, then tells the error hook and the broker.
-// b.lossMu is held.
-func (b *Backend) repairLocked(ctx context.Context, what string) error {
+// or published unknown in Redis, counting the loss in {P}:losses if tell
+// (this process found it; one another process found was counted), then
+// tells the error hook and the broker. b.lossMu is held.
+func (b *Backend) repairLocked(ctx context.Context, what string, tell bool) error {
 	seen := strconv.FormatUint(b.seen.Load(), 10)
-	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen).Int64()
+	t := "0"
+	if tell {
+		t = "1"
+	}
+	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen, t).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: recording a loss: %w", err)
 	}
 	b.losses = n
-	if base, err := b.client.Get(ctx, b.keys.base).Result(); err == nil {
-		b.base = base
+	if b.epoch, err = b.newEpoch(ctx); err != nil {
+		return err
 	}
 	b.lost.Add(1)
+	if b.interest {
+		// Redis may have lost this process's registration, or some of
+		// its topics: the reader registers it again, which also starts
+		// the inbox's chain anew.
+		b.reregister.Store(true)
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 	err = fmt.Errorf("%w: %s: Redis lost messages it had stored (flushed, restarted without its data, or a replica that was behind took over); IDs up to Seq %s are now unknown, and every subscription is ended",
 		ErrLost, what, seen)
 	b.cfg.ErrorHandler(err)
@@ -927,3 +942,17 @@ var (
 	_ broker.LossNotifier = (*Backend)(nil)
 	_ broker.Interested   = (*Backend)(nil)
 )
+
+// newEpoch returns {P}:epoch, setting it to a new random value first if
+// Redis does not have it: it changes only when Redis loses its keys, which
+// every process then sees.
+func (b *Backend) newEpoch(ctx context.Context) (string, error) {
+	if err := b.client.SetNX(ctx, b.keys.epoch, strconv.FormatUint(rand.Uint64(), 36), 0).Err(); err != nil {
+		return "", fmt.Errorf("redisbroker: %w", err)
+	}
+	epoch, err := b.client.Get(ctx, b.keys.epoch).Result()
+	if err != nil {
+		return "", fmt.Errorf("redisbroker: %w", err)
+	}
+	return epoch, nil
+}

@@ -57,17 +57,20 @@ return 1
 // aliveScript extends the time a process counts as alive, if it still
 // does: one that no longer does (it said nothing for too long, or Redis
 // lost the key) must register again, since Publish has not copied
-// messages into its inbox meanwhile.
+// messages into its inbox meanwhile. It also says how many topics Redis
+// has the process watch, which the process compares with its own count.
 //
-// KEYS: alive. ARGV: the instance ID, for how long in microseconds.
-// Returns 1 if it was alive, 0 if not.
+// KEYS: alive, the process's watching. ARGV: the instance ID, for how
+// long in microseconds.
+// Returns {1 if it was alive else 0, the number of topics watched}.
 var aliveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = redis.call('SCARD', KEYS[2])
 local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not until_ or tonumber(until_) < now then return 0 end
+if not until_ or tonumber(until_) < now then return {0, n} end
 redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
-return 1
+return {1, n}
 `)
 
 // registerScript makes a process alive and has it watch exactly the
@@ -360,24 +363,40 @@ func (b *Backend) syncInterest(ctx context.Context) error {
 }
 
 // stayAlive tells Redis this process is alive, and registers it again if
-// it no longer counted as alive; then it retries the Unwatch calls that
+// it no longer counted as alive, if Redis does not have it watch as many
+// topics as it does, or after a loss; it retries the Unwatch calls that
 // failed. It returns the Seq the inbox's chain goes on from and the entry
 // ID the reader goes on after, when it registered again (0 and "" if
 // not), after delivering, from the histories, what the topics watched
 // had from Seq last on. The reader calls it.
 func (b *Backend) stayAlive(ctx context.Context, deliver func(broker.Message), last uint64) (chain uint64, pos string, err error) {
 	k := b.keys
-	alive, err := aliveScript.Run(ctx, b.client, []string{k.alive}, b.instance, b.cfg.aliveFor.Microseconds()).Int()
-	if err != nil {
-		return 0, "", err
-	}
-	if alive == 1 {
-		b.imu.Lock()
-		b.unwatchLocked(ctx)
-		b.imu.Unlock()
-		return 0, "", nil
-	}
 	b.imu.Lock()
+	forced := b.reregister.Swap(false)
+	defer func() {
+		if err != nil && forced {
+			b.reregister.Store(true) // the next attempt registers
+		}
+	}()
+	if !forced {
+		reply, err := aliveScript.Run(ctx, b.client, []string{k.alive, k.watching + b.instance},
+			b.instance, b.cfg.aliveFor.Microseconds()).Int64Slice()
+		if err == nil && len(reply) != 2 {
+			err = errBadReply
+		}
+		if err != nil {
+			b.imu.Unlock()
+			return 0, "", err
+		}
+		b.unwatchLocked(ctx)
+		// Alive, and Redis has every topic watched: a failover to a
+		// replica that was behind may have lost a Watch, which no Seq
+		// shows.
+		if reply[0] == 1 && (len(b.unwatchLater) > 0 || reply[1] == int64(len(b.watching))) {
+			b.imu.Unlock()
+			return 0, "", nil
+		}
+	}
 	topics := make([]string, 0, len(b.watching))
 	for t := range b.watching {
 		topics = append(topics, t)

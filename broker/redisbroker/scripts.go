@@ -11,6 +11,8 @@ import "github.com/redis/go-redis/v9"
 //	                 no longer has
 //	{P}:topics       hash: topic -> the Seq of its last message
 //	{P}:losses       how many times a process found that Redis lost data
+//	{P}:epoch        a random value set when a process finds it missing:
+//	                 it changes only when Redis lost its keys
 //	{P}:forgot       the newest Seq of the topics Trim dropped whole
 //	{P}:ids          sorted set: caller-set event ID -> Seq
 //	{P}:log          stream of every message, on every topic
@@ -270,11 +272,15 @@ return out
 // lossScript records that Redis lost messages a process delivered or
 // published, up to a Seq: IDs up to it become unknown (base), and the next
 // Seq comes after it (seq), whatever the server's clock says. Both only
-// grow. When it changed either, it counts a loss in losses, which every
-// process watches: a loss another process found is theirs too.
+// grow. When it changed either, and the process found the loss itself, it
+// counts a loss in losses, which every process watches: a loss another
+// process found is theirs too. One that learned of it from losses does
+// not count it again: two processes delivering and publishing would
+// otherwise count each other's repair, again and again.
 //
 // KEYS: seq, base, losses.
-// ARGV: the last Seq the process delivered or published.
+// ARGV: the last Seq the process delivered or published, 1 to count the
+// loss if it changed anything (0 not to).
 // Returns the number of losses recorded.
 var lossScript = redis.NewScript(`
 local s = tonumber(ARGV[1])
@@ -283,7 +289,7 @@ local seq = redis.call('GET', KEYS[1])
 if not seq or tonumber(seq) < s then redis.call('SET', KEYS[1], ARGV[1]) changed = true end
 local base = redis.call('GET', KEYS[2])
 if not base or tonumber(base) < s then redis.call('SET', KEYS[2], ARGV[1]) changed = true end
-if changed then return redis.call('INCR', KEYS[3]) end
+if changed and ARGV[2] == '1' then return redis.call('INCR', KEYS[3]) end
 return tonumber(redis.call('GET', KEYS[3]) or '0')
 `)
 

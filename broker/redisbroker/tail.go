@@ -228,6 +228,11 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 						if err := b.catchUp(ctx, deliver, &last, prev); err != nil {
 							return err
 						}
+					case prev < last && b.interest && b.reregister.Load():
+						// The inbox's chain went back after a loss this
+						// process has handled already: the entry was
+						// copied before the reader registered the
+						// process again, which starts the chain anew.
 					case prev < last:
 						if err := b.repair(ctx, fmt.Sprintf("the %s goes on with Seq %d after Seq %d, not %d", feedName(b.interest), msg.Seq, prev, last)); err != nil {
 							return err
