@@ -113,7 +113,12 @@
 // Redis losing data shows differently. A loss of the keys leaves the
 // inbox silent (no key says the process watches anything), where the log
 // shows it at the next publish; the reader finds it by looking (the last
-// Seq going back, or {P}:base made anew) within 250 ms or so. In the
+// Seq going back, or {P}:epoch, a random value every process reads when it
+// starts, gone) within 250 ms or so. After a loss a process registers
+// again, so that Redis has its watched topics whatever it lost; so it does
+// when Redis has it watch fewer topics than it does (a Watch a failover
+// lost, which no Seq shows). A failover to a replica that was behind also
+// shows in an inbox's chain going back, as in the log's. In the
 // package's test of it (TestLoss, FLUSHALL while about 200 events a second
 // are published), a subscriber missed about 130 events, told of them with
 // broker.ErrGap, against about 20 with the log. A Redis at its maxmemory
