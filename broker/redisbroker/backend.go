@@ -37,8 +37,10 @@ var (
 
 // A Backend is a [broker.Backend] on Redis Streams: processes that share a
 // Redis (and a Config.Prefix) share topics, histories and event IDs. Give it
-// to [broker.New] in [broker.Config].Backend. All its methods are safe for
-// concurrent use.
+// to [broker.New] in [broker.Config].Backend. It is a [broker.Interested],
+// which delivers only the watched topics with Config.Delivery
+// DeliverInterest and every topic with DeliverAll. All its methods are
+// safe for concurrent use.
 type Backend struct {
 	client redis.UniversalClient
 	cfg    Config
@@ -61,6 +63,19 @@ type Backend struct {
 	seen      atomic.Uint64 // the greatest Seq handed to deliver, or published by this process
 	lossMu    sync.Mutex    // one loss is handled at a time
 	losses    int64         // {P}:losses as this process last saw it; b.lossMu
+	epoch     string        // {P}:epoch as this process last saw it; b.lossMu
+
+	// With DeliverInterest (see interest.go).
+	interest     bool
+	imu          sync.Mutex          // the watched set, here and in Redis
+	watching     map[string]struct{} // the topics watched; b.imu
+	unwatchLater map[string]struct{} // those whose Unwatch failed in Redis; b.imu
+	watchedN     atomic.Int64        // len(b.watching)
+	kick         chan struct{}       // wakes the reader to look whether it is alive
+	registered   uint64              // registrations so far; b.mu
+	registeredCh chan struct{}       // closed and replaced at each; b.mu
+	reregistered atomic.Uint64
+	reregister   atomic.Bool // after a loss: the reader registers the process again
 
 	published     atomic.Uint64
 	publishErrors atomic.Uint64
@@ -76,7 +91,8 @@ type Backend struct {
 
 // keys are the names of a backend's keys (see scripts.go).
 type keys struct {
-	seq, base, losses, topics, forgot, ids, log, topic, pub string
+	seq, base, losses, epoch, topics, forgot, ids, log, topic, pub string
+	alive, inboxes, inbox, watch, watching                         string // see interest.go
 }
 
 func newKeys(prefix string) keys {
@@ -85,12 +101,19 @@ func newKeys(prefix string) keys {
 		seq:    p + "seq",
 		base:   p + "base",
 		losses: p + "losses",
+		epoch:  p + "epoch",
 		topics: p + "topics",
 		forgot: p + "forgot",
 		ids:    p + "ids",
 		log:    p + "log",
 		topic:  p + "topic:",
 		pub:    p + "pub:",
+
+		alive:    p + "alive",
+		inboxes:  p + "inboxes",
+		inbox:    p + "inbox:",
+		watch:    p + "watch:",
+		watching: p + "watching:",
 	}
 }
 
@@ -130,13 +153,18 @@ func New(client redis.UniversalClient, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	return &Backend{
-		client:   client,
-		cfg:      cfg,
-		keys:     newKeys(cfg.Prefix),
-		instance: strconv.FormatUint(rand.Uint64(), 36),
-		advanced: make(chan struct{}),
-		quit:     make(chan struct{}),
-		tailDone: make(chan struct{}),
+		client:       client,
+		cfg:          cfg,
+		keys:         newKeys(cfg.Prefix),
+		instance:     strconv.FormatUint(rand.Uint64(), 36),
+		advanced:     make(chan struct{}),
+		quit:         make(chan struct{}),
+		tailDone:     make(chan struct{}),
+		interest:     cfg.Delivery == DeliverInterest,
+		watching:     make(map[string]struct{}),
+		unwatchLater: make(map[string]struct{}),
+		kick:         make(chan struct{}, 1),
+		registeredCh: make(chan struct{}),
 	}, nil
 }
 
@@ -145,8 +173,9 @@ const startTimeout = 10 * time.Second
 
 // Start implements [broker.Backend]. It returns an error if Redis cannot be
 // reached, and starts one goroutine, which reads the log of every topic
-// with a blocking XREAD on a connection of its own and delivers what it
-// reads, one message at a time, in Seq order. When reading fails it tries
+// (with Config.Delivery DeliverInterest, the process's inbox, after
+// registering the process) with a blocking XREAD on a connection of its
+// own and delivers what it reads, one message at a time, in Seq order. When reading fails it tries
 // again after a backoff (Config.MinBackoff to Config.MaxBackoff) from the
 // last message it delivered, so that nothing published is skipped.
 func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
@@ -171,10 +200,31 @@ func (b *Backend) Start(deliver func(broker.Message)) (last uint64, err error) {
 	if b.losses, err = b.lossCount(ctx); err != nil {
 		return 0, err
 	}
+	if b.epoch, err = b.newEpoch(ctx); err != nil {
+		return 0, err
+	}
+	pos := entryID(last)
+	if b.interest {
+		// Registered with no topic: the inbox's chain starts at last.
+		var reply []string
+		reply, err = registerScript.Run(ctx, b.client,
+			[]string{b.keys.alive, b.keys.inboxes, b.keys.seq, b.keys.watching + b.instance, b.keys.inbox + b.instance},
+			b.instance, b.cfg.aliveFor.Microseconds(), b.keys.watch).StringSlice()
+		if err != nil {
+			return 0, fmt.Errorf("redisbroker: %w", err)
+		}
+		if len(reply) != 2 {
+			return 0, errBadReply
+		}
+		if last, err = strconv.ParseUint(reply[0], 10, 64); err != nil {
+			return 0, errBadReply
+		}
+		pos = reply[1]
+	}
 	b.started = true
 	b.delivered = last
 	b.see(last)
-	go b.tail(deliver, last)
+	go b.tail(deliver, last, pos)
 	return last, nil
 }
 
@@ -367,7 +417,8 @@ func (b *Backend) publishRequest(topic string, ev event.Event, call *publishCall
 	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, ev.ID, call, publishKeep.Milliseconds())
 	args = eventFields(args, ev)
 	keys = []string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic,
-		k.pub + b.instance + "." + strconv.FormatUint(b.calls.Add(1), 36)}
+		k.pub + b.instance + "." + strconv.FormatUint(b.calls.Add(1), 36),
+		k.watch + topic, k.alive, k.inboxes}
 	return keys, args
 }
 
@@ -591,7 +642,7 @@ func (b *Backend) Trim(ctx context.Context) error {
 	if err := b.client.ZRemRangeByScore(ctx, k.ids, "-inf", "("+strconv.FormatUint(oldest, 10)).Err(); err != nil {
 		return fmt.Errorf("redisbroker: %w", err)
 	}
-	return nil
+	return b.dropDead(ctx)
 }
 
 // Sync implements [broker.Syncer]: it reads the last Seq assigned, and
@@ -605,6 +656,9 @@ func (b *Backend) Trim(ctx context.Context) error {
 // before it returns, so that the replay that follows returns
 // broker.ErrGap for an ID from before it.
 func (b *Backend) Sync(ctx context.Context) error {
+	if b.interest {
+		return b.syncInterest(ctx)
+	}
 	seen := b.seen.Load()
 	head, err := b.head(ctx)
 	if err != nil {
@@ -618,21 +672,7 @@ func (b *Backend) Sync(ctx context.Context) error {
 			return err
 		}
 	}
-	for {
-		b.mu.Lock()
-		done, advanced := b.delivered >= head, b.advanced
-		b.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-advanced:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-b.quit:
-			return broker.ErrClosed
-		}
-	}
+	return b.waitDelivered(ctx, head)
 }
 
 // NotifyLoss implements [broker.LossNotifier]; [broker.New] calls it.
@@ -663,7 +703,7 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 	b.lossMu.Lock()
 	defer b.lossMu.Unlock()
 	seen := b.seen.Load() // before head: a message delivered meanwhile is not a loss
-	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses).Result()
+	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses, b.keys.epoch).Result()
 	if err != nil {
 		return fmt.Errorf("redisbroker: %w", err)
 	}
@@ -675,11 +715,16 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 	if s, ok := vals[1].(string); ok {
 		losses, _ = strconv.ParseInt(s, 10, 64)
 	}
+	epoch, _ := vals[2].(string)
 	switch {
 	case head < seen:
-		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen))
+		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen), true)
 	case losses != b.losses:
-		return b.repairLocked(ctx, "another process found it")
+		return b.repairLocked(ctx, "another process found it", false)
+	case epoch != b.epoch:
+		// The keys were made anew, and a publish since has lifted the
+		// last Seq past seen: with DeliverInterest no inbox shows it.
+		return b.repairLocked(ctx, fmt.Sprintf("Redis's keys were made anew (%s is %q, not %q)", b.keys.epoch, epoch, b.epoch), true)
 	}
 	return nil
 }
@@ -689,20 +734,38 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 func (b *Backend) repair(ctx context.Context, what string) error {
 	b.lossMu.Lock()
 	defer b.lossMu.Unlock()
-	return b.repairLocked(ctx, what)
+	return b.repairLocked(ctx, what, true)
 }
 
 // repairLocked makes every ID up to the last Seq this process delivered
-// or published unknown in Redis, then tells the error hook and the broker.
-// b.lossMu is held.
-func (b *Backend) repairLocked(ctx context.Context, what string) error {
+// or published unknown in Redis, counting the loss in {P}:losses if tell
+// (this process found it; one another process found was counted), then
+// tells the error hook and the broker. b.lossMu is held.
+func (b *Backend) repairLocked(ctx context.Context, what string, tell bool) error {
 	seen := strconv.FormatUint(b.seen.Load(), 10)
-	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen).Int64()
+	t := "0"
+	if tell {
+		t = "1"
+	}
+	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen, t).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: recording a loss: %w", err)
 	}
 	b.losses = n
+	if b.epoch, err = b.newEpoch(ctx); err != nil {
+		return err
+	}
 	b.lost.Add(1)
+	if b.interest {
+		// Redis may have lost this process's registration, or some of
+		// its topics: the reader registers it again, which also starts
+		// the inbox's chain anew.
+		b.reregister.Store(true)
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 	err = fmt.Errorf("%w: %s: Redis lost messages it had stored (flushed, restarted without its data, or a replica that was behind took over); IDs up to Seq %s are now unknown, and every subscription is ended",
 		ErrLost, what, seen)
 	b.cfg.ErrorHandler(err)
@@ -780,6 +843,9 @@ func (b *Backend) Close() error {
 		}
 		select {
 		case <-b.tailDone:
+			if b.interest {
+				b.dropSelf()
+			}
 			return nil
 		case <-wake.C: // the reader may have been about to block: wake it again
 		}
@@ -832,6 +898,18 @@ type Stats struct {
 
 	// LastSeq is the Seq of the last message delivered.
 	LastSeq uint64
+
+	// Watched is the number of topics whose messages the backend
+	// delivers, with DeliverInterest; 0 with DeliverAll, which delivers
+	// every topic's.
+	Watched int
+
+	// Reregistered is the number of times, with DeliverInterest, the
+	// process found it no longer counted as alive (it had been cut off
+	// from Redis for Publish to stop copying messages into its inbox, or
+	// Redis lost its keys) and registered again, reading what it missed
+	// from the topics' histories.
+	Reregistered uint64
 }
 
 // Stats returns the backend's counters; publish them beside the broker's,
@@ -853,6 +931,8 @@ func (b *Backend) Stats() Stats {
 		Reconnects:      b.reconnects.Load(),
 		Connected:       started && !b.closed.Load() && !b.down.Load(),
 		LastSeq:         last,
+		Watched:         int(b.watchedN.Load()),
+		Reregistered:    b.reregistered.Load(),
 	}
 }
 
@@ -860,4 +940,19 @@ var (
 	_ broker.Backend      = (*Backend)(nil)
 	_ broker.Syncer       = (*Backend)(nil)
 	_ broker.LossNotifier = (*Backend)(nil)
+	_ broker.Interested   = (*Backend)(nil)
 )
+
+// newEpoch returns {P}:epoch, setting it to a new random value first if
+// Redis does not have it: it changes only when Redis loses its keys, which
+// every process then sees.
+func (b *Backend) newEpoch(ctx context.Context) (string, error) {
+	if err := b.client.SetNX(ctx, b.keys.epoch, strconv.FormatUint(rand.Uint64(), 36), 0).Err(); err != nil {
+		return "", fmt.Errorf("redisbroker: %w", err)
+	}
+	epoch, err := b.client.Get(ctx, b.keys.epoch).Result()
+	if err != nil {
+		return "", fmt.Errorf("redisbroker: %w", err)
+	}
+	return epoch, nil
+}

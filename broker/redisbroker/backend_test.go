@@ -104,6 +104,8 @@ func TestConfig(t *testing.T) {
 		{"negative publish timeout", Config{PublishTimeout: -time.Second}, "PublishTimeout"},
 		{"publish timeout of a millisecond", Config{PublishTimeout: time.Millisecond}, "PublishTimeout"},
 		{"publish timeout of a day", Config{PublishTimeout: 24 * time.Hour}, "PublishTimeout"},
+		{"unknown delivery", Config{Delivery: 7}, "Delivery"},
+		{"interest", Config{Delivery: DeliverInterest}, ""},
 	}
 	client := redis.NewClient(&redis.Options{Addr: shared.Addr})
 	defer client.Close()
@@ -116,7 +118,7 @@ func TestConfig(t *testing.T) {
 				}
 				if b.cfg.Prefix != "echosse" || b.cfg.HistorySize != 1000 || b.cfg.HistoryAge != time.Hour ||
 					b.cfg.HistoryBytes != 4<<20 || b.cfg.LogSize != 10000 || b.cfg.MaxBackoff != 2*time.Second || b.cfg.ErrorHandler == nil ||
-					b.cfg.PublishTimeout != 10*time.Second {
+					b.cfg.PublishTimeout != 10*time.Second || b.interest != (tt.givenConfig.Delivery == DeliverInterest) {
 					t.Fatalf("defaults not filled: %+v", b.cfg)
 				}
 				return
@@ -132,10 +134,20 @@ func TestConfig(t *testing.T) {
 }
 
 func TestPublishDeliversToEveryInstanceWithTheSameIDs(t *testing.T) {
+	inEachMode(t, testPublishDeliversToEveryInstanceWithTheSameIDs)
+}
+
+func testPublishDeliversToEveryInstanceWithTheSameIDs(t *testing.T, mode Delivery) {
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t)}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	a, fromA, _ := startBackend(t, client, cfg)
 	b, fromB, _ := startBackend(t, newClient(t, shared.Addr), cfg) // another process, say
+	// What the broker does: a no-op with DeliverAll.
+	for _, be := range []*Backend{a, b} {
+		if _, err := be.Watch(context.Background(), []string{"x", "y", "z"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var published []string
 	for i, topic := range []string{"x", "y", "x", "z"} {

@@ -17,9 +17,11 @@ import (
 // order; it is cut off while they go on publishing, reconnects to C with
 // its Last-Event-ID, and receives every event it missed exactly once, then
 // the live ones.
-func TestThreeInstancesShareTopics(t *testing.T) {
+func TestThreeInstancesShareTopics(t *testing.T) { inEachMode(t, testThreeInstancesShareTopics) }
+
+func testThreeInstancesShareTopics(t *testing.T, mode Delivery) {
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t)}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	a, b, c := newInstance(t, client, cfg), newInstance(t, client, cfg), newInstance(t, client, cfg)
 	publishers := []*instance{b, c}
 
@@ -103,8 +105,12 @@ func (s slowBackend) Start(deliver func(broker.Message)) (uint64, error) {
 // once to another is not told of a gap, even if that process has not read
 // the event from Redis yet: Subscribe syncs with the log first.
 func TestReconnectToAnInstanceThatLagsIsNoGap(t *testing.T) {
+	inEachMode(t, testReconnectToAnInstanceThatLagsIsNoGap)
+}
+
+func testReconnectToAnInstanceThatLagsIsNoGap(t *testing.T, mode Delivery) {
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t)}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	a := newInstance(t, client, cfg)
 	b := newInstanceWith(t, client, cfg, func(b *Backend) broker.Backend { return slowBackend{b, 20 * time.Millisecond} })
 	for i := range 5 {

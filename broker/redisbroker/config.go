@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,9 +53,22 @@ type Config struct {
 	// MAXLEN ~), whatever their size: lower it when events are large.
 	// Each process reads new events from that log; one that falls further
 	// behind (cut off from Redis while others publish) fetches what the
-	// log lost from the topics' histories.
+	// log lost from the topics' histories. With DeliverInterest, it is
+	// also about how many events each process's inbox keeps.
 	// Optional. Default value 10000.
 	LogSize int
+
+	// Delivery says which events this process reads from Redis:
+	// DeliverAll, every event of every topic, from the one log; or
+	// DeliverInterest, only the events of the topics its broker watches
+	// (those with a subscriber here), which Publish copies into an inbox
+	// of this process's own. DeliverAll suits topics that most processes
+	// subscribe to (broadcasts, chat rooms); DeliverInterest suits topics
+	// that few do (a topic per user, per order, per job), with many
+	// processes. Processes sharing a Prefix may choose differently. See
+	// the package documentation, section "Interest-based delivery".
+	// Optional. Default value DeliverAll.
+	Delivery Delivery
 
 	// PublishTimeout bounds how long after Publish is called Redis may
 	// store its event: a request of the call (go-redis's retries
@@ -100,7 +114,49 @@ type Config struct {
 	// ErrorHandler that looks for ErrRecovered still sees it), otherwise
 	// log the notice with log/slog at level info.
 	NoticeHandler func(notice error)
+
+	// aliveFor is how long a process in DeliverInterest mode counts as
+	// alive after it last said so; tests shorten it.
+	aliveFor time.Duration
 }
+
+// Delivery is which events a [Backend] reads from Redis and delivers to
+// its broker: see Config.Delivery.
+type Delivery int
+
+const (
+	// DeliverAll delivers every event of every topic: the process reads
+	// the log of all topics. It is the zero value.
+	DeliverAll Delivery = iota
+
+	// DeliverInterest delivers the events of the topics the broker
+	// watches only: the backend is a [broker.Interested], and the process
+	// reads an inbox of its own, into which Publish copies the events of
+	// the topics it watches.
+	DeliverInterest
+)
+
+// String returns the constant's name.
+func (d Delivery) String() string {
+	switch d {
+	case DeliverAll:
+		return "DeliverAll"
+	case DeliverInterest:
+		return "DeliverInterest"
+	}
+	return "Delivery(" + strconv.Itoa(int(d)) + ")"
+}
+
+// defaultAliveFor is how long a process in DeliverInterest mode counts as
+// alive after it last said so (it says so about every second, and at
+// least every 5 s): Publish stops copying events into the inbox of a
+// process that has not said so for that long, and Trim deletes the inbox
+// of one that has not for a minute more.
+const defaultAliveFor = 30 * time.Second
+
+// deadGrace is how long after it stopped counting as alive Trim deletes a
+// process's inbox and its interest.
+const deadGrace = time.Minute
 
 // DefaultConfig is the default configuration of a [Backend].
 var DefaultConfig = Config{
@@ -154,6 +210,8 @@ func (config Config) withDefaults() (Config, error) {
 		return config, errors.New("redisbroker: HistoryAge must be at most 10 years (87600h); a negative value keeps events whatever their age")
 	case config.MinBackoff > maxBackoff || config.MaxBackoff > maxBackoff:
 		return config, errors.New("redisbroker: MinBackoff and MaxBackoff must be at most an hour")
+	case config.Delivery != DeliverAll && config.Delivery != DeliverInterest:
+		return config, errors.New("redisbroker: Delivery must be DeliverAll or DeliverInterest")
 	case config.PublishTimeout != 0 && (config.PublishTimeout < minPublishTimeout || config.PublishTimeout > maxPublishTimeout):
 		return config, errors.New("redisbroker: PublishTimeout must be between 10ms and an hour (0 means the default, 10s)")
 	}
@@ -178,6 +236,9 @@ func (config Config) withDefaults() (Config, error) {
 	}
 	if config.PublishTimeout <= 0 { // DefaultConfig changed
 		config.PublishTimeout = 10 * time.Second
+	}
+	if config.aliveFor <= 0 {
+		config.aliveFor = defaultAliveFor
 	}
 	if config.MinBackoff == 0 {
 		config.MinBackoff = d.MinBackoff

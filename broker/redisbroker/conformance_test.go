@@ -11,11 +11,18 @@ import (
 	"github.com/echosse/echo-sse/broker/brokertest"
 )
 
-// The Redis backend passes the conformance suite, faults included: each
-// case's brokers share a key prefix (Options.Scope) on the shared
-// redis-server, and the fault cases put a proxy in front of it.
+// The Redis backend passes the conformance suite in both delivery modes,
+// faults included: each case's brokers share a key prefix (Options.Scope)
+// on the shared redis-server, and the fault cases put a proxy in front of
+// it.
 func TestConformance(t *testing.T) {
-	cfg := Config{PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	for _, mode := range []Delivery{DeliverAll, DeliverInterest} {
+		t.Run(mode.String(), func(t *testing.T) { conformance(t, mode) })
+	}
+}
+
+func conformance(t *testing.T, mode Delivery) {
+	cfg := Config{PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Delivery: mode}
 	brokertest.Run(t, brokertest.Harness{
 		New: func(t testing.TB, o brokertest.Options) broker.Config {
 			opts := &redis.Options{Addr: o.Addr}

@@ -32,7 +32,10 @@
 // fans it out to its own subscribers: one Redis reader per process,
 // whatever the number of subscribers and topics. Because the log is a
 // single stream written by the same script, every process delivers the
-// messages of all topics in the one order of their Seqs.
+// messages of all topics in the one order of their Seqs. (With
+// Config.Delivery DeliverInterest a process reads instead an inbox of its
+// own, into which Publish copies the messages of the topics it watches:
+// see "Interest-based delivery".)
 //
 // Replay reads each topic's stream (XRANGE) after the client's
 // Last-Event-ID and merges them by Seq, in one script. Every entry names
@@ -47,6 +50,122 @@
 // the broker waits ([Backend.Sync]) until this process has read the log up
 // to the last message published anywhere, so a client that reconnects to a
 // process a little behind the one it left is not told of a false gap.
+//
+// # Interest-based delivery
+//
+// With the default, Config.Delivery DeliverAll, every process reads every
+// event of every topic from the log: right for topics most processes
+// subscribe to (a broadcast, a chat room), wasteful for topics few do (a
+// topic per user, per order, per job), where with N processes behind a
+// load balancer each one reads and decodes N times the events its own
+// streams need. With DeliverInterest a process reads the events of the
+// topics its broker watches ([broker.Interested]: those with a subscriber
+// here, and for 5 s after the last one left), and no others.
+//
+// Each process has an inbox of its own, a stream {P}:inbox:I (I: a random
+// ID the backend draws), trimmed to about Config.LogSize events. Watch
+// runs one script that adds the process to the sets of watchers of the
+// new topics ({P}:watch:NAME) and reads the last Seq assigned. The publish
+// script, after it has stored the message in its topic's history and the
+// log, copies it into the inbox of every process in the topic's watchers
+// that counts as alive, chained like the log (each copy names the inbox's
+// previous one). A process reads its inbox exactly as it reads the log
+// otherwise, with one blocking XREAD on one connection of its own.
+// Because the same script assigns the Seq and makes the copies, an inbox
+// is in Seq order: a process still delivers the messages of all the
+// topics it watches in the one order of their Seqs, and a stream
+// subscribed to several topics receives them in the order they were
+// published, as with the log. Nothing changes for Replay, event IDs, the
+// gap checks or Last-Event-ID across processes: they use the topics'
+// histories in both modes, and the processes of one Prefix may mix modes.
+//
+// The handover is exact: Watch returns the last Seq assigned when the
+// process joined the watchers, once its reader has read the inbox as far
+// as it went at that moment, so the broker replays a new subscriber up to
+// that Seq and every later message of the topic comes through the inbox
+// (brokertest's NewTopicHandover checks it). Sync reads how far the inbox
+// went, and waits for the reader to get there.
+//
+// A process says it is alive every 250 ms ({P}:alive, a sorted set), and
+// counts as alive for 30 s after. One cut off from Redis for longer gets
+// no copies meanwhile; when it is back, it registers again (one script:
+// alive, exactly its watched topics, the last Seq) and reads what those
+// topics got since the last message it delivered from their histories,
+// checked as Replay checks them (a topic whose history lost some is told
+// to the broker, whose subscriptions to it end with [broker.ErrLost]).
+// A Subscribe meanwhile waits for that. So it does when its inbox was
+// trimmed past what it read. Trim deletes the inboxes and interest of
+// processes that have not been alive for a minute more (crashed); Close
+// deletes the process's own.
+//
+// What it costs. In Redis, a publish on a topic watched by k processes
+// makes k copies (an XADD, a HSET and two reads each) besides the history
+// and the log: with a topic per user, k is 1; a topic every process
+// watches costs N copies where the log costs one, which is why DeliverAll
+// stays the choice for broadcasts. The inboxes take about LogSize events
+// each. Each process makes a request per topic it starts watching (one
+// script per Subscribe, for all its new topics, and the wait for its own
+// reader), one when it stops, and, idle, about 12 small requests a second
+// (its XREAD waits at most 250 ms, so that it soon sees a loss, below,
+// and says it is alive). It still holds one blocking connection, whatever
+// its number of topics.
+//
+// Redis losing data shows differently. A loss of the keys leaves the
+// inbox silent (no key says the process watches anything), where the log
+// shows it at the next publish; the reader finds it by looking (the last
+// Seq going back, or {P}:epoch, a random value every process reads when it
+// starts, gone) within 250 ms or so. After a loss a process registers
+// again, so that Redis has its watched topics whatever it lost; so it does
+// when Redis has it watch fewer topics than it does (a Watch a failover
+// lost, which no Seq shows). A failover to a replica that was behind also
+// shows in an inbox's chain going back, as in the log's. In the
+// package's test of it (TestLoss, FLUSHALL while about 200 events a second
+// are published), a subscriber missed 80 to 140 events, told of them with
+// broker.ErrGap, against about 20 with the log. A Redis at its maxmemory
+// under noeviction refuses Watch too: a Subscribe to a topic no stream of
+// the process watches fails, while the topics watched go on.
+//
+// All keys, inboxes and watchers included, stay in the one slot of
+// {Prefix}: the publish script writes the history, the log, the Seq and
+// the copies atomically, which is what keeps the one order of all topics,
+// the exact handover and the exact replay of a stream on several topics
+// (merged by Seq). Topics in slots of their own, on a cluster, would spread
+// the writes over its masters, but each topic would need a sequence of its
+// own and a process one XREAD per master: streams on several topics would
+// lose their order, and their replay after a Last-Event-ID (one ID for
+// several topics) could not be exact. So Redis's writes for one Prefix
+// stay one master's, as below; what DeliverInterest cuts is the work of
+// every process.
+//
+// The mode is a choice in Config, not made for you: which is cheaper
+// depends on how many processes subscribe to each topic, which no process
+// knows in advance, and DeliverAll is what every process did before.
+//
+// BenchmarkInstanceCPU measures it with four instance processes (each a
+// broker and an Echo server of SSE streams), 20,000 topics with one
+// subscriber each, spread over them (50 topics to a stream), and events
+// published round every topic; beside them, at the same time, one more
+// instance, on a Prefix of its own, gets exactly the events of the first
+// one's topics, at the same moments, and nothing else: what an
+// instance's own subscribers' events need. The benchmark publishes and
+// reads the streams in a process apart. On a shared machine of 2 cores,
+// with Redis, the publisher and the clients on the same cores, at 2,000
+// events a second (one per topic every 10 s: one per topic per second,
+// 20,000 a second, is about all one Redis on these cores publishes) for
+// 10 s (go test -run '^$' -bench InstanceCPU -benchtime 1x -count 3
+// ./broker/redisbroker, and once more with -count 1), in four runs:
+//
+//	mode             CPU of an instance   against the one with its own events only
+//	DeliverAll       1392 to 1476 ms      1.24x to 1.59x
+//	DeliverInterest   965 to 1100 ms      1.00x to 1.04x
+//
+// (the instance with its own events only: 873 to 1180 ms). Less what an
+// instance spends idle for as long (14 to 40 ms), the figures are the same
+// within 0.03. With the log an instance reads four times the events its
+// streams need, yet spends less than twice the CPU: writing an event to an
+// SSE stream, and flushing it, costs several times more than reading and
+// decoding one that is dropped. With interest-based delivery an instance
+// spends what its own subscribers' events need.
 //
 // # When Redis is unreachable, stalls or is full
 //

@@ -223,3 +223,11 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// inEachMode runs f as a subtest for each Delivery: what it checks holds
+// with the single log and with interest-based delivery alike.
+func inEachMode(t *testing.T, f func(t *testing.T, mode Delivery)) {
+	for _, mode := range []Delivery{DeliverAll, DeliverInterest} {
+		t.Run(mode.String(), func(t *testing.T) { f(t, mode) })
+	}
+}

@@ -50,7 +50,11 @@ func (b *Backend) Lag(ctx context.Context) (int, error) {
 	case !started:
 		return 0, errors.New("redisbroker: Lag needs a started backend")
 	}
-	n, err := lagScript.Run(ctx, b.client, []string{b.keys.log}, entryID(last), MaxLag).Int()
+	feed := b.keys.log
+	if b.interest {
+		feed = b.keys.inbox + b.instance
+	}
+	n, err := lagScript.Run(ctx, b.client, []string{feed}, entryID(last), MaxLag).Int()
 	if err != nil {
 		return 0, fmt.Errorf("redisbroker: lag: %w", err)
 	}

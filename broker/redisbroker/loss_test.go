@@ -96,7 +96,9 @@ func (f *follower) settled(o *brokertest.Outcomes) bool {
 // subscriber receives every event Publish accepted once, or, for those
 // Redis lost, is told: its subscription ends, and it comes back to a gap.
 // No event is received twice or missed silently.
-func TestLoss(t *testing.T) {
+func TestLoss(t *testing.T) { inEachMode(t, testLoss) }
+
+func testLoss(t *testing.T, mode Delivery) {
 	for _, tt := range []struct {
 		name    string
 		persist bool
@@ -118,7 +120,7 @@ func TestLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { srv.Stop() })
-			lossRun(t, tt.name, srv, func() { tt.fault(t, srv, newClient(t, srv.Addr)) })
+			lossRun(t, mode, tt.name, srv, func() { tt.fault(t, srv, newClient(t, srv.Addr)) })
 		})
 	}
 }
@@ -133,11 +135,11 @@ func killAndRestart(t *testing.T, srv *redistest.Server, _ *redis.Client) {
 	}
 }
 
-func lossRun(t *testing.T, fault string, srv *redistest.Server, lose func()) {
+func lossRun(t *testing.T, mode Delivery, fault string, srv *redistest.Server, lose func()) {
 	opts := &redis.Options{Addr: srv.Addr, DialerRetryTimeout: 10 * time.Millisecond}
 	clientA, clientB := redis.NewClient(opts), redis.NewClient(opts)
 	t.Cleanup(func() { clientA.Close(); clientB.Close() })
-	cfg := Config{Prefix: "loss", PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg := Config{Delivery: mode, Prefix: "loss", PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	a, b := newInstance(t, clientA, cfg), newInstance(t, clientB, cfg)
 	fs := []*follower{follow(t, "on the publisher", a, "news"), follow(t, "on another instance", b, "news")}
 

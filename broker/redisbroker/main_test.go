@@ -14,7 +14,12 @@ import (
 // its own; the tests that stop Redis start their own.
 var shared *redistest.Server
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(withRedis{m}) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(cpuChildEnv); spec != "" {
+		os.Exit(cpuChild(spec)) // an instance process of BenchmarkInstanceCPU
+	}
+	goleak.VerifyTestMain(withRedis{m})
+}
 
 // withRedis runs the tests with the shared redis-server started, and stops
 // it, waiting for its process to exit, before goleak looks for leftovers.

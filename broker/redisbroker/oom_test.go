@@ -21,7 +21,9 @@ import (
 // the publish script trim its topic first, the script used to slip past
 // Redis's guard (which only looks at a script's first write) and
 // publishes were accepted far beyond the limit.
-func TestPublishAtMemoryLimit(t *testing.T) {
+func TestPublishAtMemoryLimit(t *testing.T) { inEachMode(t, testPublishAtMemoryLimit) }
+
+func testPublishAtMemoryLimit(t *testing.T, mode Delivery) {
 	const limit = 2 << 20
 	srv, err := redistest.Start(t.TempDir(), false, "--maxmemory", strconv.Itoa(limit), "--maxmemory-policy", "noeviction")
 	if err != nil {
@@ -29,7 +31,7 @@ func TestPublishAtMemoryLimit(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	client, admin := newClient(t, srv.Addr), newClient(t, srv.Addr)
-	in := newInstance(t, client, Config{Prefix: "oom"}) // the defaults
+	in := newInstance(t, client, Config{Delivery: mode, Prefix: "oom"}) // the defaults
 	k := newKeys("oom")
 	topics := []string{"a", "b", "c", "d"}
 	sub := record(t, "subscriber", in, topics...)

@@ -20,7 +20,9 @@ import (
 // connection, every event accepted before the outage and after it, once
 // and in order; the failure and the recovery are told to the error hook
 // and counted.
-func TestRedisRestartMidStream(t *testing.T) {
+func TestRedisRestartMidStream(t *testing.T) { inEachMode(t, testRedisRestartMidStream) }
+
+func testRedisRestartMidStream(t *testing.T, mode Delivery) {
 	srv, err := redistest.Start(t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +33,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	opts := &redis.Options{Addr: srv.Addr, DialerRetryTimeout: 10 * time.Millisecond}
 	clientA, clientB := redis.NewClient(opts), redis.NewClient(opts)
 	t.Cleanup(func() { clientA.Close(); clientB.Close() })
-	cfg := Config{Prefix: "app", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg := Config{Delivery: mode, Prefix: "app", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	a, b := newInstance(t, clientA, cfg), newInstance(t, clientB, cfg)
 
 	sess := a.dial(t, "", "news")

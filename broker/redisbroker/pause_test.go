@@ -22,7 +22,9 @@ const clientTimeout = 250 * time.Millisecond
 // Redis itself stops (SIGSTOP: a stalled VM) for 2 and 10 times the
 // client's timeout, then goes on (SIGCONT) and runs every request that
 // waited, those the clients gave up on included.
-func TestFaultRedisStopped(t *testing.T) {
+func TestFaultRedisStopped(t *testing.T) { inEachMode(t, testFaultRedisStopped) }
+
+func testFaultRedisStopped(t *testing.T, mode Delivery) {
 	for _, n := range []int{2, 10} {
 		t.Run(fmt.Sprintf("%dx", n), func(t *testing.T) {
 			srv, err := redistest.Start(t.TempDir(), false)
@@ -40,7 +42,7 @@ func TestFaultRedisStopped(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			faultRun(t, fmt.Sprintf("SIGSTOP %dx timeout", n), srv.Addr, srv.Addr,
+			faultRun(t, mode, fmt.Sprintf("SIGSTOP %dx timeout", n), srv.Addr, srv.Addr,
 				time.Duration(n)*clientTimeout, pause, resume)
 		})
 	}
@@ -51,11 +53,12 @@ func TestFaultRedisStopped(t *testing.T) {
 // a fault lasts d (from begin to end), and counts what Publish said and what a
 // subscriber on the publishing instance and one on an instance talking to
 // directAddr received.
-func faultRun(t *testing.T, fault, pubAddr, directAddr string, d time.Duration, begin, end func()) {
+func faultRun(t *testing.T, mode Delivery, fault, pubAddr, directAddr string, d time.Duration, begin, end func()) {
 	pubClient := redis.NewClient(&redis.Options{Addr: pubAddr, ReadTimeout: clientTimeout, WriteTimeout: clientTimeout})
 	t.Cleanup(func() { pubClient.Close() })
 	direct := newClient(t, directAddr)
 	cfg := Config{
+		Delivery:       mode,
 		Prefix:         testPrefix(t),
 		PublishTimeout: 2 * time.Second,
 		MinBackoff:     20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,

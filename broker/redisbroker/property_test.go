@@ -21,10 +21,14 @@ import (
 // exactly once, in the order of their IDs. Each event's Type is its topic;
 // the last event of each topic has Data "end".
 func TestPropertyEveryEventOnceInOrderAcrossInstances(t *testing.T) {
+	inEachMode(t, testPropertyEveryEventOnceInOrderAcrossInstances)
+}
+
+func testPropertyEveryEventOnceInOrderAcrossInstances(t *testing.T, mode Delivery) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t)}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t)}
 	instances := []*instance{newInstance(t, client, cfg), newInstance(t, client, cfg), newInstance(t, client, cfg)}
 	topics := []string{"t0", "t1", "t2"}
 	const subscribers, perPublisher = 12, 300

@@ -43,9 +43,11 @@ func newClusterClient(t testing.TB, c *redistest.Cluster) *redis.ClusterClient {
 // its fault cases: those put a proxy in front of one server, and a
 // cluster client follows the addresses the nodes announce, not the
 // proxy's. The failover test below is the cluster's fault case.
-func TestClusterConformance(t *testing.T) {
+func TestClusterConformance(t *testing.T) { inEachMode(t, testClusterConformance) }
+
+func testClusterConformance(t *testing.T, mode Delivery) {
 	c := startCluster(t)
-	cfg := Config{PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg := Config{Delivery: mode, PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	brokertest.Run(t, brokertest.Harness{
 		New: func(t testing.TB, o brokertest.Options) broker.Config {
 			co := cfg
@@ -221,13 +223,15 @@ func (s *subscriber) snapshot() (map[string]int, bool, int) {
 // master. The failover is forced on the replica (CLUSTER FAILOVER FORCE),
 // or the cluster makes it when the master is killed (SIGKILL) and its node
 // timeout (1 s) passes.
-func TestClusterFailover(t *testing.T) {
+func TestClusterFailover(t *testing.T) { inEachMode(t, testClusterFailover) }
+
+func testClusterFailover(t *testing.T, mode Delivery) {
 	for _, how := range []string{"FAILOVER FORCE", "kill -9"} {
-		t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) { clusterFailover(t, how) })
+		t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) { clusterFailover(t, mode, how) })
 	}
 }
 
-func clusterFailover(t *testing.T, how string) {
+func clusterFailover(t *testing.T, mode Delivery, how string) {
 	if how == "kill -9" {
 		// Runs after the clients are closed: a go-redis pool that was
 		// redialling the dead node looks whether it is closed once a
@@ -235,7 +239,7 @@ func clusterFailover(t *testing.T, how string) {
 		t.Cleanup(func() { time.Sleep(1500 * time.Millisecond) })
 	}
 	c := startCluster(t)
-	cfg := Config{Prefix: testPrefix(t), PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t), PublishTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	a := newInstance(t, newClusterClient(t, c), cfg)
 	b := newInstance(t, newClusterClient(t, c), cfg)
 	master, replica := slotOwner(t, c, cfg.Prefix)

@@ -11,6 +11,8 @@ import "github.com/redis/go-redis/v9"
 //	                 no longer has
 //	{P}:topics       hash: topic -> the Seq of its last message
 //	{P}:losses       how many times a process found that Redis lost data
+//	{P}:epoch        a random value set when a process finds it missing:
+//	                 it changes only when Redis lost its keys
 //	{P}:forgot       the newest Seq of the topics Trim dropped whole
 //	{P}:ids          sorted set: caller-set event ID -> Seq
 //	{P}:log          stream of every message, on every topic
@@ -20,6 +22,17 @@ import "github.com/redis/go-redis/v9"
 //	                 counter); it expires a little after the call's
 //	                 deadline
 //
+// and those of the processes in DeliverInterest mode (see interest.go),
+// each named by its instance ID I:
+//
+//	{P}:alive        sorted set: I -> until when (microseconds on the
+//	                 server's clock) it counts as alive
+//	{P}:inboxes      hash: I -> the Seq of the last message copied into
+//	                 its inbox
+//	{P}:inbox:I      stream: the messages of the topics I watches
+//	{P}:watch:NAME   set: the processes that watch topic NAME
+//	{P}:watching:I   set: the topics I watches
+//
 // A message is the same entry in its topic's stream and in the log. Its
 // entry ID is its Seq split into milliseconds and microseconds (Seq
 // 1718000000123456 is entry 1718000000123-456), so that MINID trims by age
@@ -27,7 +40,9 @@ import "github.com/redis/go-redis/v9"
 //
 //	t  topic
 //	p  the Seq assigned before it, on any topic: the log is a chain, so a
-//	   reader sees exactly when it missed entries
+//	   reader sees exactly when it missed entries; in an inbox, the Seq of
+//	   the inbox's message before it (or the Seq its process registered
+//	   at): an inbox is a chain too
 //	q  the Seq of the previous message of its topic (or {P}:forgot when the
 //	   topic was dropped whole): the topic's stream is a chain too, so that
 //	   Replay sees exactly when the history was trimmed after an ID
@@ -106,8 +121,14 @@ end
 // then. (A shebang's flags would have Redis refuse the script before it
 // starts, that answer included, and need Redis 7.)
 //
+// Last it copies the message into the inbox of every process that watches
+// the topic and is alive, chained by field p to the inbox's previous
+// message ({P}:inboxes), trimmed to about LogSize; an XADD that fails (an
+// inbox whose last entry is newer, which only a loss of some keys makes)
+// is skipped, the process learns of it from the chain.
+//
 // KEYS: seq, base, topics, forgot, ids, log, the topic's stream, the
-// call's key.
+// call's key, the topic's watchers, alive, inboxes.
 // ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
 // that goes back before 1970 trims nothing), LogSize, HistoryBytes (-1:
 // none), the caller-set ID ("" if none), the deadline in microseconds
@@ -140,6 +161,7 @@ end
 local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or '0'
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
 for i = 9, #ARGV do entry[#entry + 1] = ARGV[i] end
+local feed = {unpack(entry)}
 local age = tonumber(ARGV[3])
 if age > 0 and now - age > 0 then
   redis.call('XTRIM', KEYS[7], 'MINID', id(num(now - age)))
@@ -172,6 +194,18 @@ else
 end
 redis.call('HSET', KEYS[3], ARGV[1], s)
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[5], s, ARGV[6]) end
+local watchers = redis.call('SMEMBERS', KEYS[9])
+if #watchers > 0 then
+  local inbox = string.sub(KEYS[10], 1, -6) .. 'inbox:'
+  for _, w in ipairs(watchers) do
+    local until_ = redis.call('ZSCORE', KEYS[10], w)
+    if until_ and tonumber(until_) >= now then
+      feed[4] = redis.call('HGET', KEYS[11], w) or '0'
+      local ok = redis.pcall('XADD', inbox .. w, 'MAXLEN', '~', ARGV[4], id(s), unpack(feed))
+      if type(ok) ~= 'table' or not ok.err then redis.call('HSET', KEYS[11], w, s) end
+    end
+  end
+end
 return {1, s, num(now)}
 `)
 
@@ -238,11 +272,15 @@ return out
 // lossScript records that Redis lost messages a process delivered or
 // published, up to a Seq: IDs up to it become unknown (base), and the next
 // Seq comes after it (seq), whatever the server's clock says. Both only
-// grow. When it changed either, it counts a loss in losses, which every
-// process watches: a loss another process found is theirs too.
+// grow. When it changed either, and the process found the loss itself, it
+// counts a loss in losses, which every process watches: a loss another
+// process found is theirs too. One that learned of it from losses does
+// not count it again: two processes delivering and publishing would
+// otherwise count each other's repair, again and again.
 //
 // KEYS: seq, base, losses.
-// ARGV: the last Seq the process delivered or published.
+// ARGV: the last Seq the process delivered or published, 1 to count the
+// loss if it changed anything (0 not to).
 // Returns the number of losses recorded.
 var lossScript = redis.NewScript(`
 local s = tonumber(ARGV[1])
@@ -251,7 +289,7 @@ local seq = redis.call('GET', KEYS[1])
 if not seq or tonumber(seq) < s then redis.call('SET', KEYS[1], ARGV[1]) changed = true end
 local base = redis.call('GET', KEYS[2])
 if not base or tonumber(base) < s then redis.call('SET', KEYS[2], ARGV[1]) changed = true end
-if changed then return redis.call('INCR', KEYS[3]) end
+if changed and ARGV[2] == '1' then return redis.call('INCR', KEYS[3]) end
 return tonumber(redis.call('GET', KEYS[3]) or '0')
 `)
 

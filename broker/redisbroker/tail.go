@@ -28,6 +28,9 @@ const (
 	// lossCheckEvery is how often, at most, the log reader looks whether
 	// Redis lost data: at every XREAD when the log is idle, every few.
 	lossCheckEvery = time.Second
+
+	// interestCheckEvery is lossCheckEvery with DeliverInterest.
+	interestCheckEvery = 250 * time.Millisecond
 )
 
 // node returns the client of the server that has the backend's keys: on a
@@ -74,9 +77,11 @@ func (t *tailConn) Close() {
 	t.client.Close()
 }
 
-// tail reads the log from the message after last, and delivers every
-// message it reads, in order, until Close. It is the backend's goroutine.
-func (b *Backend) tail(deliver func(broker.Message), last uint64) {
+// tail reads its feed (the log, or with DeliverInterest the process's
+// inbox) after the entry pos, the messages up to Seq last being
+// delivered, and delivers every message it reads, in order, until Close.
+// It is the backend's goroutine.
+func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 	defer close(b.tailDone)
 	ctx := context.Background()
 	var conn *tailConn
@@ -85,7 +90,40 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 			conn.Close()
 		}
 	}()
-	pos := entryID(last) // where XREAD goes on from
+	feed := b.keys.log
+	if b.interest {
+		feed = b.keys.inbox + b.instance
+	}
+	// With DeliverInterest, stayAlive tells Redis this process is alive,
+	// and registers it again if it no longer counted as such: it
+	// delivers what the topics watched had since last, and the reader
+	// goes on after the inbox's entry it says.
+	stayAlive := func(ctx context.Context) (registered bool, err error) {
+		if !b.interest {
+			return false, nil
+		}
+		chain, at, err := b.stayAlive(ctx, deliver, last)
+		if err != nil {
+			return false, err
+		}
+		if at != "" {
+			pos, last = at, chain
+			b.advance(&last)
+		}
+		b.registeredNow()
+		return at != "", nil
+	}
+	// A process in DeliverInterest mode says it is alive at least four
+	// times in the time it counts as such, and its XREAD waits no longer
+	// than that: when Redis loses its keys, nothing more comes to its
+	// inbox (no key says it watches anything), and it is by looking that
+	// it learns of the loss, where the log would show it at the next
+	// publish.
+	checkEvery, blockFor := lossCheckEvery, block
+	if b.interest {
+		checkEvery = min(interestCheckEvery, b.cfg.aliveFor/4)
+		blockFor = checkEvery
+	}
 	failures := 0
 	var since, checked time.Time
 	for !b.stopping() {
@@ -107,6 +145,9 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 				if err := b.checkLoss(ctx); err != nil {
 					return err
 				}
+				if _, err := stayAlive(ctx); err != nil {
+					return err
+				}
 				if failures > 0 {
 					b.reconnects.Add(1)
 					b.down.Store(false)
@@ -115,13 +156,20 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 					failures = 0
 				}
 			}
+			select {
+			case <-b.kick: // Watch or Sync found this process not alive
+				if _, err := stayAlive(ctx); err != nil {
+					return err
+				}
+			default:
+			}
 			if b.stopping() {
 				return nil
 			}
 			streams, err := conn.XRead(ctx, &redis.XReadArgs{
-				Streams: []string{b.keys.log, pos},
+				Streams: []string{feed, pos},
 				Count:   readCount,
-				Block:   block,
+				Block:   blockFor,
 			}).Result()
 			if !errors.Is(err, redis.Nil) && err != nil {
 				return err
@@ -129,11 +177,20 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 			// Redis may have lost data (a FLUSHALL leaves the log idle),
 			// or another process may have found it did: look, now and
 			// then.
-			if time.Since(checked) >= lossCheckEvery && !b.stopping() {
+			if time.Since(checked) >= checkEvery && !b.stopping() {
 				if err := b.checkLoss(ctx); err != nil {
 					return err
 				}
+				registered, err := stayAlive(ctx)
+				if err != nil {
+					return err
+				}
 				checked = time.Now()
+				if registered {
+					// What XREAD read is older than where the reader
+					// goes on, and was delivered from the histories.
+					return nil
+				}
 			}
 			if errors.Is(err, redis.Nil) {
 				return nil // nothing new, or Close woke it
@@ -151,14 +208,33 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64) {
 						continue
 					}
 					switch {
+					case prev > last && b.interest:
+						// The inbox lost entries before this one:
+						// fetch them from the histories of the topics
+						// watched.
+						b.imu.Lock()
+						topics := make([]string, 0, len(b.watching))
+						for t := range b.watching {
+							topics = append(topics, t)
+						}
+						b.imu.Unlock()
+						if err := b.catchUpTopics(ctx, deliver, topics, last, prev); err != nil {
+							return err
+						}
+						last = prev
 					case prev > last:
 						// The log lost entries before this one: fetch
 						// them from the topics' histories.
 						if err := b.catchUp(ctx, deliver, &last, prev); err != nil {
 							return err
 						}
+					case prev < last && b.interest && b.reregister.Load():
+						// The inbox's chain went back after a loss this
+						// process has handled already: the entry was
+						// copied before the reader registered the
+						// process again, which starts the chain anew.
 					case prev < last:
-						if err := b.repair(ctx, fmt.Sprintf("the log goes on with Seq %d after Seq %d, not %d", msg.Seq, prev, last)); err != nil {
+						if err := b.repair(ctx, fmt.Sprintf("the %s goes on with Seq %d after Seq %d, not %d", feedName(b.interest), msg.Seq, prev, last)); err != nil {
 							return err
 						}
 					}
@@ -314,4 +390,12 @@ func (b *Backend) reportLost(after, before uint64) {
 		ErrLost, after, before)
 	b.cfg.ErrorHandler(err)
 	b.tellBroker(err)
+}
+
+// feedName names what the reader reads, in errors.
+func feedName(interest bool) string {
+	if interest {
+		return "inbox"
+	}
+	return "log"
 }

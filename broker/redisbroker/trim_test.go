@@ -16,9 +16,11 @@ import (
 
 // A client whose Last-Event-ID the history no longer covers is told so,
 // as with the in-memory broker, whichever process it reconnects to.
-func TestTrimmedLastEventIDIsAGap(t *testing.T) {
+func TestTrimmedLastEventIDIsAGap(t *testing.T) { inEachMode(t, testTrimmedLastEventIDIsAGap) }
+
+func testTrimmedLastEventIDIsAGap(t *testing.T, mode Delivery) {
 	client := newClient(t, shared.Addr)
-	cfg := Config{Prefix: testPrefix(t), HistorySize: 5}
+	cfg := Config{Delivery: mode, Prefix: testPrefix(t), HistorySize: 5}
 	a, b := newInstance(t, client, cfg), newInstance(t, client, cfg)
 	var ids []string
 	for i := range 10 {
@@ -57,6 +59,10 @@ func TestTrimmedLastEventIDIsAGap(t *testing.T) {
 // finds the rest in the topics' histories; what is in neither is reported
 // lost, never skipped silently.
 func TestLaggingReaderCatchesUpFromTheHistories(t *testing.T) {
+	inEachMode(t, testLaggingReaderCatchesUpFromTheHistories)
+}
+
+func testLaggingReaderCatchesUpFromTheHistories(t *testing.T, mode Delivery) {
 	for _, tt := range []struct {
 		name        string
 		historySize int
@@ -69,6 +75,7 @@ func TestLaggingReaderCatchesUpFromTheHistories(t *testing.T) {
 			client := newClient(t, shared.Addr)
 			cfg := Config{Prefix: testPrefix(t), LogSize: 10, HistorySize: tt.historySize}
 			publisher, _, _ := startBackend(t, client, cfg)
+			cfg.Delivery = mode // the reader's: with DeliverInterest it reads its inbox
 
 			// The reader is stuck in its first delivery while 3 topics get
 			// 600 messages: the log keeps about 100 of them (MAXLEN ~
@@ -93,6 +100,13 @@ func TestLaggingReaderCatchesUpFromTheHistories(t *testing.T) {
 			}
 			var published []uint64
 			ctx := context.Background()
+			if _, err := reader.Watch(ctx, []string{"t0", "t1", "t2"}); err != nil {
+				t.Fatal(err)
+			}
+			feed := reader.keys.log
+			if mode == DeliverInterest {
+				feed = reader.keys.inbox + reader.instance
+			}
 			for i := range 601 {
 				m := pub(t, publisher, "t"+strconv.Itoa(i%3), event.Event{Data: strconv.Itoa(i)})
 				published = append(published, m.Seq)
@@ -104,8 +118,8 @@ func TestLaggingReaderCatchesUpFromTheHistories(t *testing.T) {
 					}
 				}
 			}
-			if n, _ := client.XLen(ctx, reader.keys.log).Result(); n > 300 {
-				t.Fatalf("the log holds %d entries: not trimmed", n)
+			if n, _ := client.XLen(ctx, feed).Result(); n > 300 {
+				t.Fatalf("the %s holds %d entries: not trimmed", feedName(mode == DeliverInterest), n)
 			}
 			close(stuck)
 			eventually(t, "the reader to catch up", func() bool { return reader.Stats().LastSeq == published[600] })

@@ -12,6 +12,9 @@
 //	go run ./examples/notifications -addr :8080 -redis redis://127.0.0.1:6379/0
 //	go run ./examples/notifications -addr :8081 -redis redis://127.0.0.1:6379/0
 //
+// and with -redis-interest each reads from Redis only the events of the
+// users whose streams it holds (and the broadcasts), not every user's.
+//
 // Behind nginx, give their upstream's servers max_fails=0
 // (docs/deploying.md says why). TestPageResumesWhenAnInstanceDies runs two
 // such instances behind nginx with the page below in Chromium, kills the
@@ -77,6 +80,7 @@ func main() {
 	perUser := flag.Int("streams-per-user", 5, "streams one user may hold open at once")
 	redisURL := flag.String("redis", "", "share the topics through this Redis, e.g. redis://127.0.0.1:6379/0")
 	pageAddr := flag.String("page", "", "also serve the example page on this address, e.g. localhost:3000 (its origin must be -origin)")
+	interest := flag.Bool("redis-interest", false, "with -redis, each instance reads from Redis only the events of its own streams' topics (redisbroker.DeliverInterest), not every user's")
 	flag.Parse()
 
 	secret := os.Getenv("NOTIFY_SECRET")
@@ -94,7 +98,11 @@ func main() {
 		}
 		client := redis.NewClient(opts)
 		defer client.Close()
-		backend, err := redisbroker.New(client, redisbroker.Config{})
+		rcfg := redisbroker.Config{}
+		if *interest {
+			rcfg.Delivery = redisbroker.DeliverInterest
+		}
+		backend, err := redisbroker.New(client, rcfg)
 		if err != nil {
 			log.Fatal(err)
 		}
