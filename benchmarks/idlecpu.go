@@ -185,28 +185,11 @@ type beatGroup struct {
 // error). Each then counts the comment lines of its stream until closed.
 func startBeatClients(ctx context.Context, addr, path string, n, conc int, timeout time.Duration) (*beatGroup, error) {
 	g := &beatGroup{conns: make([]*sseConn, n), beats: make([]atomic.Int64, n)}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, conc)
-	var dialing sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		if ctx.Err() != nil {
-			break
-		}
-		dialing.Go(func() {
-			defer func() { <-sem }()
-			c, err := dialSSE(ctx, addr, path, false, smallReadBuffer, false, timeout)
-			if err != nil {
-				cancel(fmt.Errorf("client %d: %w", i, err))
-				return
-			}
-			g.conns[i] = c
-			g.wg.Go(func() { g.read(i, c) })
-		})
-	}
-	dialing.Wait()
-	if err := context.Cause(ctx); err != nil {
+	err := dialMany(ctx, addr, path, false, n, conc, timeout, func(i int, c *sseConn) {
+		g.conns[i] = c
+		g.wg.Go(func() { g.read(i, c) })
+	}, 0)
+	if err != nil {
 		g.close()
 		return nil, err
 	}

@@ -279,6 +279,17 @@ func startClients(ctx context.Context, addr, path string, gz bool, n, conc int, 
 func (g *clientGroup) open(ctx context.Context, addr, path string, gz bool, n, conc int, timeout time.Duration) error {
 	first := len(g.clients)
 	g.clients = append(g.clients, make([]*client, n)...)
+	return dialMany(ctx, addr, path, gz, n, conc, timeout, func(i int, c *sseConn) {
+		cl := &client{conn: c}
+		g.clients[first+i] = cl
+		g.wg.Go(func() { g.read(cl) })
+	}, first)
+}
+
+// dialMany opens n subscribers to path, at most conc at a time, handing
+// each to opened with its index, and returns once every one has its
+// response headers, or the first error (its client numbered from first).
+func dialMany(ctx context.Context, addr, path string, gz bool, n, conc int, timeout time.Duration, opened func(i int, c *sseConn), first int) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, conc)
@@ -295,9 +306,7 @@ func (g *clientGroup) open(ctx context.Context, addr, path string, gz bool, n, c
 				cancel(fmt.Errorf("client %d: %w", first+i, err))
 				return
 			}
-			cl := &client{conn: c}
-			g.clients[first+i] = cl
-			g.wg.Go(func() { g.read(cl) })
+			opened(i, c)
 		})
 	}
 	dialing.Wait()

@@ -209,17 +209,10 @@ func startProbe(cfg probeConfig, cpu string) (*probeProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := json.Marshal(cfg)
+	cmd, err := selfCommand(exe, cpu, probeEnv, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var cmd *exec.Cmd
-	if cpu != "" {
-		cmd = exec.Command("taskset", "-c", cpu, exe)
-	} else {
-		cmd = exec.Command(exe)
-	}
-	cmd.Env = append(os.Environ(), probeEnv+"="+string(spec))
 	p := &probeProc{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, streams: cfg.Streams}
 	cmd.Stderr = p.stderr
 	if p.stdin, err = cmd.StdinPipe(); err != nil {

@@ -36,17 +36,10 @@ func startChild(cfg childConfig, cpu, exe string) (*childProc, error) {
 			return nil, err
 		}
 	}
-	spec, err := json.Marshal(cfg)
+	cmd, err := selfCommand(exe, cpu, childEnv, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var cmd *exec.Cmd
-	if cpu != "" {
-		cmd = exec.Command("taskset", "-c", cpu, exe)
-	} else {
-		cmd = exec.Command(exe)
-	}
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 	c := &childProc{cfg: cfg, cmd: cmd, lines: make(chan string, 1), stderr: &tailBuffer{max: 8 << 10}, quit: make(chan struct{}), waited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -196,4 +189,22 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))
+}
+
+// selfCommand returns a command that runs exe pinned to cpu (taskset's
+// CPU list syntax) unless cpu is "", with cfg as JSON in the environment
+// variable env.
+func selfCommand(exe, cpu, env string, cfg any) (*exec.Cmd, error) {
+	spec, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	if cpu != "" {
+		cmd = exec.Command("taskset", "-c", cpu, exe)
+	} else {
+		cmd = exec.Command(exe)
+	}
+	cmd.Env = append(os.Environ(), env+"="+string(spec))
+	return cmd, nil
 }
