@@ -112,11 +112,7 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 			p.stop()
 
 			r := d.received(t, p)
-			page := browsertest.Eval[pageState](t, d.tab, `({
-				url: notifications.source.url,
-				gaps: notifications.gaps,
-				outages: notifications.outages.map((o) => o.to - o.from),
-			})`)
+			page := readPageState(t, d.tab)
 			var without time.Duration
 			for _, ms := range page.Outages {
 				without += time.Duration(ms * float64(time.Millisecond))
@@ -160,6 +156,17 @@ func TestPageResumesWhenAnInstanceDies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readPageState reads the page's EventSource URL, its gaps and its
+// outages.
+func readPageState(t *testing.T, tab context.Context) pageState {
+	t.Helper()
+	return browsertest.Eval[pageState](t, tab, `({
+		url: notifications.source.url,
+		gaps: notifications.gaps,
+		outages: notifications.outages.map((o) => o.to - o.from),
+	})`)
 }
 
 // pageState is what the page tells scripts (window.notifications).
@@ -621,11 +628,7 @@ func TestPageRenewsItsSession(t *testing.T) {
 	p.stop()
 
 	r := d.received(t, p)
-	page := browsertest.Eval[pageState](t, d.tab, `({
-		url: notifications.source.url,
-		gaps: notifications.gaps,
-		outages: notifications.outages.map((o) => o.to - o.from),
-	})`)
+	page := readPageState(t, d.tab)
 	var outages []time.Duration
 	for _, ms := range page.Outages {
 		outages = append(outages, time.Duration(ms*float64(time.Millisecond)).Round(time.Millisecond))
