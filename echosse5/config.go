@@ -103,8 +103,10 @@ type Config struct {
 	// URL, host, client address and TLS state, and no header.
 	// http.Server.Shutdown no longer waits for a taken-over stream, which
 	// still ends with the close event, promptly, but may not have
-	// written it when Shutdown returns: a program that exits right after
-	// Shutdown can cut it off.
+	// written it when Shutdown returns: a program waits for its streams
+	// with Counters.Wait (give the door a Config.Counters) before it
+	// closes their broker, whose Close would end them without the close
+	// event, or exits.
 	// Optional. Default value false.
 	Takeover bool
 

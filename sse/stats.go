@@ -6,6 +6,7 @@ package sse
 // read by Stats, at once, when an exporter asks.
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -205,6 +206,30 @@ type Counters struct {
 	mu      sync.Mutex
 	servers []*Server // whose open streams Stats reads
 	last    Stats     // what Stats returned last, so that no counter goes back
+}
+
+// Wait returns nil once no stream counted in c is open, or the cause of
+// ctx's end if that comes first. http.Server.Shutdown (e.Shutdown) waits
+// for every stream to end, except those that took their connection over
+// (Config.Takeover): their ends follow the shutdown on goroutines of their
+// own. A program with such streams calls Wait after Shutdown, before it
+// closes what feeds the streams (a broker, whose Close ends its streams
+// without the close event) and before it exits, so that every stream has
+// written the close event, or the retry hint of Config.ShutdownRetry.
+func (c *Counters) Wait(ctx context.Context) error {
+	if c.open.Load() == 0 {
+		return nil
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for c.open.Load() != 0 {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // streamCounts are the counts a stream keeps itself while it is open:

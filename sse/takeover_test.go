@@ -337,6 +337,65 @@ func TestTakeoverShutdown(t *testing.T) {
 	}
 }
 
+// TestTakeoverShutdownWait: http.Server.Shutdown returns before its
+// taken-over streams have ended; Counters.Wait returns once they have, each
+// with the close event, so that what a program does next (a broker's
+// Close aborts every stream it feeds) cuts none of them short.
+func TestTakeoverShutdownWait(t *testing.T) {
+	const n = 20
+	counters := new(sse.Counters)
+	srv, err := sse.New(sse.Config{Takeover: true, Counters: counters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan *sse.Stream, n)
+	hs := &http.Server{Handler: srv.Handler(func(s *sse.Stream, r *http.Request) error {
+		s.C <- event.Event{Data: "hi"}
+		opened <- s
+		return nil
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	conns := make([]net.Conn, n)
+	streams := make([]*sse.Stream, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		readUntil(t, c, "data: hi\n\n")
+		conns[i], streams[i] = c, <-opened
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := counters.Wait(ctx); err != nil {
+		t.Fatalf("Wait = %v with %d streams open", err, counters.Stats().Open)
+	}
+	for _, s := range streams {
+		s.Abort(errors.New("the broker closed")) // too late: the stream has ended
+		if !errors.Is(s.Err(), sse.ErrShutdown) {
+			t.Errorf("Err = %v once Wait returned, want ErrShutdown", s.Err())
+		}
+	}
+	for _, c := range conns {
+		readUntil(t, c, "event: close\ndata:\n\n")
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("Serve = %v", err)
+	}
+}
+
 // TestTakeoverTLS: over HTTP/1.1 on TLS the stream takes the TLS
 // connection over and writes through it.
 func TestTakeoverTLS(t *testing.T) {

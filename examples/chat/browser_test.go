@@ -109,9 +109,22 @@ func twoPagesSeeAMessageAtOnce(t *testing.T, compress, takeover bool) {
 }
 
 func TestPageResumesAfterDropWithMissedMessagesOnce(t *testing.T) {
+	forStreamPaths(t, pageResumesAfterDropWithMissedMessagesOnce)
+}
+
+// forStreamPaths runs test with the server's defaults and with its streams
+// compressing themselves and taking their connections over
+// (Config.Takeover), each time with the config to start the server with.
+func forStreamPaths(t *testing.T, test func(t *testing.T, cfg config)) {
+	t.Run("net/http", func(t *testing.T) { test(t, config{}) })
+	t.Run("takeover", func(t *testing.T) { test(t, config{Compress: true, Takeover: true}) })
+}
+
+func pageResumesAfterDropWithMissedMessagesOnce(t *testing.T, cfg config) {
 	// The retry delay is the time the test has to publish while the page
 	// is away; long enough to be sure, short enough to be quick.
-	ts := startServer(t, 1500*time.Millisecond)
+	cfg.Retry = 1500 * time.Millisecond
+	ts := startServerWith(t, "127.0.0.1:0", cfg)
 	c := client(t)
 	tab := browsertest.NewTab(t)
 	openRoom(t, tab, ts.url)
@@ -145,9 +158,12 @@ func TestPageResumesAfterDropWithMissedMessagesOnce(t *testing.T) {
 // TestCloseEventStopsThePage shuts the server down as Ctrl-C does: the page
 // receives the close event, shows it, and stays closed until asked to
 // reconnect.
-func TestCloseEventStopsThePage(t *testing.T) {
+func TestCloseEventStopsThePage(t *testing.T) { forStreamPaths(t, closeEventStopsThePage) }
+
+func closeEventStopsThePage(t *testing.T, cfg config) {
 	retry := 500 * time.Millisecond
-	ts := startServer(t, retry)
+	cfg.Retry = retry
+	ts := startServerWith(t, "127.0.0.1:0", cfg)
 	tab := browsertest.NewTab(t)
 	openRoom(t, tab, ts.url)
 	// A listener of the test's own, beside the page's, on the page's EventSource.

@@ -213,6 +213,10 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.hs.Shutdown(ctx)
+	// Shutdown does not wait for streams that took their connection over
+	// (-takeover): they end on their own goroutines, each with the close
+	// event, which closing the broker would cut short.
+	err = errors.Join(err, s.counters.Wait(ctx))
 	if s.shared != nil {
 		err = errors.Join(err, s.shared.stop(ctx))
 	}
