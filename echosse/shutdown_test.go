@@ -121,8 +121,11 @@ func TestShutdownEndsEveryStreamPromptly(t *testing.T) {
 	}
 	took := time.Since(start)
 	t.Logf("Shutdown with %d open streams took %v", manyStreams, took)
-	if took > 2*time.Second {
-		t.Fatalf("Shutdown took %v with %d streams, want under 2s", took, manyStreams)
+	// Half its deadline: a Shutdown that waited for the streams to time
+	// out would take all of it; a loaded machine (the race detector, other
+	// packages' tests) has taken over 2 s to end them.
+	if took > 5*time.Second {
+		t.Fatalf("Shutdown took %v with %d streams, want under 5s, half its deadline", took, manyStreams)
 	}
 	for i, c := range clients {
 		ev, err := c.dec.Decode()
