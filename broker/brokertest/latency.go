@@ -204,7 +204,9 @@ func openLatency(in *instance, topic string, capacity int, start time.Time, deli
 		return nil, errors.New("GET /events: " + resp.Status)
 	}
 	dec := event.NewDecoder(resp.Body)
+	giveUp := time.AfterFunc(10*time.Second, cancel) // a handler that never says ready
 	ev, err := dec.Decode()
+	giveUp.Stop()
 	if err != nil || ev.Type != "ready" {
 		resp.Body.Close()
 		cancel()
