@@ -57,4 +57,6 @@
 //	echosse_redis_reconnects_total          counter  reads that worked again after failures
 //	echosse_redis_connected                 gauge    1 while the log reader reads, 0 from a failure on
 //	echosse_redis_reader_lag_messages       gauge    messages in the log past the reader's position
+//	echosse_redis_watched_topics            gauge    topics delivered to this process (read, with DeliverInterest)
+//	echosse_redis_reregistered_total        counter  times DeliverInterest registered this process again
 package prom

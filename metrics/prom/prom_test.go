@@ -187,7 +187,7 @@ func TestRedisCollector(t *testing.T) {
 	}
 	c := prom.NewRedisCollector(backend)
 	lint(t, c)
-	names := []string{"echosse_redis_published_total", "echosse_redis_connected", "echosse_redis_reader_lag_messages", "echosse_redis_delivered_total"}
+	names := []string{"echosse_redis_published_total", "echosse_redis_connected", "echosse_redis_reader_lag_messages", "echosse_redis_delivered_total", "echosse_redis_watched_topics", "echosse_redis_reregistered_total"}
 	want := `
 # HELP echosse_redis_connected 1 while the log reader reads, 0 from its first failure until it reads again.
 # TYPE echosse_redis_connected gauge
@@ -201,6 +201,12 @@ echosse_redis_published_total 2
 # HELP echosse_redis_reader_lag_messages Messages the log holds past the last one this process delivered (counted up to 10000).
 # TYPE echosse_redis_reader_lag_messages gauge
 echosse_redis_reader_lag_messages 0
+# HELP echosse_redis_reregistered_total Times, with DeliverInterest, this process registered its interest again after being taken for gone.
+# TYPE echosse_redis_reregistered_total counter
+echosse_redis_reregistered_total 0
+# HELP echosse_redis_watched_topics Topics this process reads from Redis with DeliverInterest (0 with DeliverAll, which reads every topic).
+# TYPE echosse_redis_watched_topics gauge
+echosse_redis_watched_topics 0
 `
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -217,7 +223,7 @@ echosse_redis_reader_lag_messages 0
 	if n := testutil.CollectAndCount(c, "echosse_redis_reader_lag_messages"); n != 0 {
 		t.Errorf("with the backend closed: %d lag series, want none", n)
 	}
-	if n := testutil.CollectAndCount(c); n != 8 {
-		t.Errorf("with the backend closed: %d series, want the 8 others", n)
+	if n := testutil.CollectAndCount(c); n != 10 {
+		t.Errorf("with the backend closed: %d series, want the 10 others", n)
 	}
 }

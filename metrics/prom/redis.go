@@ -19,6 +19,7 @@ type redisCollector struct {
 
 	published, publishErrors, delivered, recovered, lost *prometheus.Desc
 	readErrors, reconnects, connected, lag               *prometheus.Desc
+	watched, reregistered                                *prometheus.Desc
 }
 
 // NewRedisCollector returns a collector of b's counters
@@ -40,6 +41,8 @@ func NewRedisCollector(b *redisbroker.Backend) prometheus.Collector {
 		connected:     desc("redis_connected", "1 while the log reader reads, 0 from its first failure until it reads again."),
 		lag: desc("redis_reader_lag_messages",
 			"Messages the log holds past the last one this process delivered (counted up to 10000)."),
+		watched:      desc("redis_watched_topics", "Topics this process reads from Redis with DeliverInterest (0 with DeliverAll, which reads every topic)."),
+		reregistered: desc("redis_reregistered_total", "Times, with DeliverInterest, this process registered its interest again after being taken for gone."),
 	}
 }
 
@@ -47,6 +50,7 @@ func NewRedisCollector(b *redisbroker.Backend) prometheus.Collector {
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.published, c.publishErrors, c.delivered, c.recovered, c.lost, c.readErrors, c.reconnects, c.connected, c.lag,
+		c.watched, c.reregistered,
 	} {
 		ch <- d
 	}
@@ -62,6 +66,8 @@ func (c *redisCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.lost, st.Lost)
 	counter(ch, c.readErrors, st.ReadErrors)
 	counter(ch, c.reconnects, st.Reconnects)
+	counter(ch, c.reregistered, st.Reregistered)
+	gauge(ch, c.watched, float64(st.Watched))
 	connected := 0.0
 	if st.Connected {
 		connected = 1
