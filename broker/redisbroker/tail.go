@@ -103,6 +103,17 @@ func (b *Backend) tail(deliver func(broker.Message), last uint64, pos string) {
 			return false, nil
 		}
 		chain, at, err := b.stayAlive(ctx, deliver, last)
+		if err != nil && redis.IsOOMError(err) {
+			// Redis at its memory limit (noeviction) refuses the
+			// write that says this process is alive. It still
+			// counts as alive for a while from the last one, and
+			// Publish still copies into its inbox what Redis
+			// accepts: reading goes on, and the next look tries
+			// again. (Returning the error would drop what XREAD
+			// read and stop delivery until Redis has room.)
+			b.cfg.ErrorHandler(fmt.Errorf("redisbroker: saying this process is alive: %w", err))
+			return false, nil
+		}
 		if err != nil {
 			return false, err
 		}
