@@ -11,6 +11,7 @@ import (
 
 	"github.com/echosse/echo-sse/event"
 	"github.com/echosse/echo-sse/internal/faultproxy"
+	"github.com/echosse/echo-sse/internal/redistest"
 )
 
 // With DeliverInterest, an instance reads the events of the topics its
@@ -227,5 +228,83 @@ func TestInterestInboxesOfGoneProcessesAreDeleted(t *testing.T) {
 	}
 	if _, err := client.ZScore(ctx, k.alive, b.instance).Result(); err != nil {
 		t.Fatalf("Trim dropped the live process: %v", err)
+	}
+}
+
+// With DeliverInterest, a reader that finds Redis at its memory limit
+// (noeviction), which refuses the write that says the process is alive,
+// goes on delivering what its inbox holds: the process still counts as
+// alive from its last refresh. Its connection paused while events are
+// published and Redis is then put over its limit, it reads them once
+// resumed.
+func TestInterestReadsAtMemoryLimit(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	p, err := faultproxy.Start(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	viaProxy := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { viaProxy.Close() })
+	client := newClient(t, srv.Addr)
+	a := newInstance(t, viaProxy, Config{Prefix: "oom", Delivery: DeliverInterest})
+	pub := newInstance(t, client, Config{Prefix: "oom"})
+	s := a.dial(t, "", "a")
+	eventually(t, "the subscription", func() bool { return a.b.Stats().Subscribers == 1 })
+
+	var want []string
+	for i := range 30 {
+		if i == 10 {
+			p.Pause() // what comes next waits in the inbox
+		}
+		want = append(want, strconv.Itoa(i))
+		pub.publish(t, "a", want[i])
+	}
+	// Over its limit for good: every write is refused, reads are not.
+	ctx := context.Background()
+	if err := client.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Set(ctx, "probe", "x", 0).Err(); !redis.IsOOMError(err) {
+		t.Fatalf("a write to Redis over its limit: %v, want its OOM error", err)
+	}
+	time.Sleep(600 * time.Millisecond) // past the reader's next look
+	p.Resume()
+	got := make(chan string, len(want))
+	go func() {
+		defer close(got)
+		for range want {
+			ev, err := s.dec.Decode()
+			if err != nil {
+				return
+			}
+			got <- ev.Data.(string)
+		}
+	}()
+	var read []string
+	timeout := time.After(10 * time.Second)
+	for len(read) < len(want) {
+		select {
+		case d, ok := <-got:
+			if !ok {
+				t.Fatalf("the stream ended after %q", read)
+			}
+			read = append(read, d)
+		case <-timeout:
+			t.Fatalf("after 10 s at Redis's memory limit the stream had %q of %d events (told: %v)", read, len(want), a.errs.all())
+		}
+	}
+	if !slices.Equal(read, want) {
+		t.Fatalf("got %q,\nwant %q", read, want)
+	}
+	if !slices.ContainsFunc(a.errs.all(), func(err error) bool { return redis.IsOOMError(err) }) {
+		t.Errorf("the reader was not told of Redis's memory limit: %v", a.errs.all())
 	}
 }
