@@ -9,16 +9,11 @@ import (
 	"github.com/echosse/echo-sse/internal/natstest"
 )
 
+// TestMain checks for leaked goroutines, then removes the nats-server
+// binary the tests built.
 func TestMain(m *testing.M) {
-	code := func() int {
-		defer natstest.Cleanup()
-		return m.Run()
-	}()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		natstest.Cleanup()
+		os.Exit(code)
+	}))
 }

@@ -7,19 +7,13 @@ import (
 	"go.uber.org/goleak"
 )
 
+// TestMain checks for leaked goroutines, then removes the nats-server
+// binary the tests built.
 func TestMain(m *testing.M) {
-	code := 0
-	func() {
-		defer Cleanup()
-		code = m.Run()
-	}()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		Cleanup()
+		os.Exit(code)
+	}))
 }
 
 // A server starts, accepts connections, and stops.
