@@ -167,29 +167,15 @@ type detached struct {
 // connection's read and write buffers, now the stream's no more.
 func detach(tag any) any {
 	c := tag.(echo.Context)
-	c.Response().Writer = takenOver{}
+	c.Response().Writer = door.TakenOver{}
 	return detached{e: c.Echo(), path: c.Path()}
 }
 
 // context returns a context for the error handler with r, the stream's
 // request.
 func (d detached) context(r *http.Request) echo.Context {
-	c := d.e.NewContext(r, takenOver{})
+	c := d.e.NewContext(r, door.TakenOver{})
 	c.SetPath(d.path)
 	c.Response().Committed, c.Response().Status = true, http.StatusOK
 	return c
 }
-
-// takenOver is the response writer of a request whose stream took the
-// connection over: what would write to it fails.
-type takenOver struct{}
-
-// Header implements [http.ResponseWriter].
-func (takenOver) Header() http.Header { return http.Header{} }
-
-// Write implements [http.ResponseWriter]: it fails with
-// http.ErrHijacked.
-func (takenOver) Write([]byte) (int, error) { return 0, http.ErrHijacked }
-
-// WriteHeader implements [http.ResponseWriter]; it does nothing.
-func (takenOver) WriteHeader(int) {}

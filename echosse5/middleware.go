@@ -200,7 +200,7 @@ type detached struct {
 func detach(tag any) any {
 	c := tag.(*echo.Context)
 	if r, err := echo.UnwrapResponse(c.Response()); err == nil {
-		r.ResponseWriter = takenOver{}
+		r.ResponseWriter = door.TakenOver{}
 	}
 	return detached{e: c.Echo(), path: c.Path()}
 }
@@ -208,24 +208,10 @@ func detach(tag any) any {
 // context returns a context for the error handler with r, the stream's
 // request.
 func (d detached) context(r *http.Request) *echo.Context {
-	c := d.e.NewContext(r, takenOver{})
+	c := d.e.NewContext(r, door.TakenOver{})
 	c.SetPath(d.path)
 	if res, err := echo.UnwrapResponse(c.Response()); err == nil {
 		res.Committed, res.Status = true, http.StatusOK
 	}
 	return c
 }
-
-// takenOver is the response writer of a request whose stream took the
-// connection over: what would write to it fails.
-type takenOver struct{}
-
-// Header implements [http.ResponseWriter].
-func (takenOver) Header() http.Header { return http.Header{} }
-
-// Write implements [http.ResponseWriter]: it fails with
-// http.ErrHijacked.
-func (takenOver) Write([]byte) (int, error) { return 0, http.ErrHijacked }
-
-// WriteHeader implements [http.ResponseWriter]; it does nothing.
-func (takenOver) WriteHeader(int) {}

@@ -216,11 +216,6 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		// Before the stream is tracked: Stats reads it.
 		s.gz = &gzipStream{w: out, pool: srv.compressors}
 	}
-	if !take {
-		// A stream that takes its connection over watches the
-		// connection instead (and saves the channel).
-		s.reqDone = r.Context().Done()
-	}
 	srv.servers.track(s, r)
 	if srv.cfg.PingInterval > 0 || gz {
 		s.timer = time.AfterFunc(srv.cfg.PingInterval, s.onTimer)
@@ -238,9 +233,9 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		out.Header().Add("Vary", "Accept-Encoding")
 	}
 	if !take || !s.takeOver(out) {
-		if s.reqDone == nil {
-			s.reqDone = r.Context().Done()
-		}
+		// A stream that took its connection over watches the
+		// connection instead (and saves the context's Done channel).
+		s.reqDone = r.Context().Done()
 		out.WriteHeader(http.StatusOK)
 	}
 	if err := s.writeControl(srv.openFrame); err != nil {

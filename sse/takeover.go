@@ -57,7 +57,6 @@ func (s *Stream) takeOver(out http.ResponseWriter) bool {
 	s.conn = conn
 	s.rc = nil
 	s.reqCtx = nil
-	s.reqDone = nil
 	s.out = connWriter{conn}
 	if s.gz != nil {
 		s.gz.w = s.out
@@ -168,7 +167,6 @@ func (s *Stream) closeConn() {
 // until it ends.
 func (s *Stream) pumpDetached() {
 	err, _ := s.pump(false)
-	s.ended = true
 	s.finish(err)
 }
 

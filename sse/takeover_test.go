@@ -116,13 +116,7 @@ func TestTakeoverClientGone(t *testing.T) {
 			}
 			ts.Start()
 			defer ts.Close()
-			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
+			conn := dialRequest(t, ts.Listener.Addr().String(), "/")
 			var s *sse.Stream
 			select {
 			case s = <-opened:
@@ -153,6 +147,25 @@ func (l opaqueListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return struct{ net.Conn }{c}, nil
+}
+
+// dialRequest connects to addr and sends a GET of target with the header
+// lines given; the connection closes when the test ends, if not before.
+func dialRequest(t *testing.T, addr, target string, header ...string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	req := "GET " + target + " HTTP/1.1\r\nHost: x\r\n"
+	for _, h := range header {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // readUntil reads from conn until what it read ends with want.
@@ -198,14 +211,7 @@ func TestTakeoverGoroutines(t *testing.T) {
 	handled.Add(n)
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c, err := net.Dial("tcp", ts.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialRequest(t, ts.Listener.Addr().String(), "/")
 		readUntil(t, c, "data: hi\n\n")
 		conns[i] = c
 	}
@@ -260,14 +266,7 @@ func TestTakeoverErrorHandlerAfterReturn(t *testing.T) {
 		returned <- stream
 	}))
 	defer ts.Close()
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /p?q=1 HTTP/1.1\r\nHost: x\r\nX-Token: secret\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRequest(t, ts.Listener.Addr().String(), "/p?q=1", "X-Token: secret")
 	var s *sse.Stream
 	select {
 	case s = <-returned:
@@ -363,14 +362,7 @@ func TestTakeoverShutdownWait(t *testing.T) {
 	conns := make([]net.Conn, n)
 	streams := make([]*sse.Stream, n)
 	for i := range conns {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialRequest(t, ln.Addr().String(), "/")
 		readUntil(t, c, "data: hi\n\n")
 		conns[i], streams[i] = c, <-opened
 	}

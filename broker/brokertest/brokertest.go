@@ -236,12 +236,14 @@ func (in *instance) subscribe(t testing.TB, lastID string, topics ...string) *st
 	return s
 }
 
-func (in *instance) open(lastID string, topics ...string) (*stream, error) {
+// get opens GET /events on topics of in, with Last-Event-ID lastID
+// unless it is "", and returns the response, 200 OK, and what cancels it.
+func (in *instance) get(lastID string, topics ...string) (*http.Response, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.srv.URL+"/events?"+url.Values{"topic": topics}.Encode(), nil)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, nil, err
 	}
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
@@ -249,12 +251,20 @@ func (in *instance) open(lastID string, topics ...string) (*stream, error) {
 	resp, err := in.srv.Client().Do(req)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
-		return nil, errors.New("GET /events: " + resp.Status)
+		return nil, nil, errors.New("GET /events: " + resp.Status)
+	}
+	return resp, cancel, nil
+}
+
+func (in *instance) open(lastID string, topics ...string) (*stream, error) {
+	resp, cancel, err := in.get(lastID, topics...)
+	if err != nil {
+		return nil, err
 	}
 	s := &stream{resp: resp, cancel: cancel, done: make(chan struct{}), lastID: lastID, wake: make(chan struct{})}
 	go s.read()

@@ -6,10 +6,8 @@ package brokertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,21 +185,9 @@ type latencyStream struct {
 // said ready (after Subscribe returned). Each event it then receives
 // counts in delivered, once.
 func openLatency(in *instance, topic string, capacity int, start time.Time, delivered *atomic.Int64) (*latencyStream, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.srv.URL+"/events?"+url.Values{"topic": {topic}}.Encode(), nil)
+	resp, cancel, err := in.get("", topic)
 	if err != nil {
-		cancel()
 		return nil, err
-	}
-	resp, err := in.srv.Client().Do(req)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		cancel()
-		return nil, errors.New("GET /events: " + resp.Status)
 	}
 	dec := event.NewDecoder(resp.Body)
 	giveUp := time.AfterFunc(10*time.Second, cancel) // a handler that never says ready

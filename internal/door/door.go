@@ -163,3 +163,18 @@ func (e *refusedError) Unwrap() []error {
 	}
 	return []error{e.cause}
 }
+
+// TakenOver is the response writer a door leaves in its framework's
+// response once the stream has taken the connection over and the handler
+// has returned: writes to it fail with http.ErrHijacked.
+type TakenOver struct{}
+
+// Header implements [http.ResponseWriter].
+func (TakenOver) Header() http.Header { return http.Header{} }
+
+// Write implements [http.ResponseWriter]: it fails with
+// http.ErrHijacked.
+func (TakenOver) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+
+// WriteHeader implements [http.ResponseWriter]; it does nothing.
+func (TakenOver) WriteHeader(int) {}
