@@ -61,6 +61,7 @@ type Backend struct {
 	tailNode  atomic.Pointer[redis.Client] // the server of the log reader's connection
 	lostFn    func(broker.Loss)
 	seen      atomic.Uint64 // the greatest Seq handed to deliver, or published by this process
+	acked     atomic.Uint64 // the greatest Seq a Publish of this process was answered with
 	lossMu    sync.Mutex    // one loss is handled at a time
 	losses    int64         // {P}:losses as this process last saw it; b.lossMu
 	epoch     string        // {P}:epoch as this process last saw it; b.lossMu
@@ -91,8 +92,8 @@ type Backend struct {
 
 // keys are the names of a backend's keys (see scripts.go).
 type keys struct {
-	seq, base, losses, epoch, topics, forgot, ids, log, topic, pub string
-	alive, inboxes, inbox, watch, watching                         string // see interest.go
+	seq, base, losses, epoch, topics, forgot, ids, log, topic, pub, stored string
+	alive, inboxes, inbox, watch, watching                                 string // see interest.go
 }
 
 func newKeys(prefix string) keys {
@@ -108,6 +109,7 @@ func newKeys(prefix string) keys {
 		log:    p + "log",
 		topic:  p + "topic:",
 		pub:    p + "pub:",
+		stored: p + "stored:",
 
 		alive:    p + "alive",
 		inboxes:  p + "inboxes",
@@ -255,10 +257,13 @@ func (b *Backend) lossCount(ctx context.Context) (int64, error) {
 }
 
 // see records that this process delivered or published seq.
-func (b *Backend) see(seq uint64) {
+func (b *Backend) see(seq uint64) { maxUint(&b.seen, seq) }
+
+// maxUint raises v to n if it is less.
+func maxUint(v *atomic.Uint64, n uint64) {
 	for {
-		old := b.seen.Load()
-		if seq <= old || b.seen.CompareAndSwap(old, seq) {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
 			return
 		}
 	}
@@ -301,6 +306,11 @@ func (b *Backend) see(seq uint64) {
 // event, if ever; its ID is the event's if the caller set one. Every error
 // is counted in Stats.PublishErrors, those of unknown outcome in
 // Stats.UnknownOutcomes too.
+//
+// When Redis no longer has the last event a Publish of this process stored
+// (a replica that was behind took over; see "When Redis loses data" in the
+// package doc), the script stores nothing; Publish handles the loss, as
+// the log reader would, and then stores the event after it.
 func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (broker.Message, error) {
 	if b.closed.Load() {
 		return broker.Message{}, broker.ErrClosed
@@ -339,6 +349,7 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 		return broker.Message{}, fmt.Errorf("redisbroker: publishing on %q: %w", topic, err)
 	}
 	var seq uint64
+	repaired := false
 	for attempt := 1; ; attempt++ {
 		status, s, err := b.runPublish(ctx, keys, args, call)
 		sent := call.sent.Load()
@@ -351,6 +362,20 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 			if status == pubFound {
 				b.deduplicated.Add(1)
 			}
+			maxUint(&b.acked, seq)
+		case err == nil && status == pubLost:
+			// Redis lost events this process stored, and stored nothing
+			// now: handle the loss, then ask again. The request was
+			// answered, so it is not one that may still be stored.
+			call.sent.Add(-1)
+			if repaired {
+				return fail(fmt.Errorf("not stored: Redis lost events this process stored (its last is Seq %s) again after the loss was handled", s))
+			}
+			repaired = true
+			if err := b.repair(ctx, fmt.Sprintf("Redis has Seq %s as the last event this process stored, not Seq %d (%s)", s, b.acked.Load(), b.keys.stored+b.instance)); err != nil {
+				return fail(err)
+			}
+			continue
 		case err == nil && (status == pubLate || status == pubForgotten) && sent == 1:
 			return fail(fmt.Errorf("not stored: Redis ran the request after its deadline, %v after the call (Config.PublishTimeout, or ctx's deadline)",
 				window.Round(time.Millisecond)))
@@ -413,14 +438,24 @@ func (b *Backend) publishRequest(topic string, ev event.Event, call *publishCall
 		age = b.cfg.HistoryAge.Microseconds()
 	}
 	limit := max(b.cfg.HistoryBytes, -1)
-	args = make([]any, 0, 8+10)
-	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, ev.ID, call, publishKeep.Milliseconds())
+	args = make([]any, 0, 11+10)
+	args = append(args, topic, b.cfg.HistorySize, age, b.cfg.LogSize, limit, ev.ID, call, publishKeep.Milliseconds(),
+		b.acked.Load(), ackedCheck.Milliseconds(), ackedKeep.Milliseconds())
 	args = eventFields(args, ev)
 	keys = []string{k.seq, k.base, k.topics, k.forgot, k.ids, k.log, k.topic + topic,
 		k.pub + b.instance + "." + strconv.FormatUint(b.calls.Add(1), 36),
-		k.watch + topic, k.alive, k.inboxes}
+		k.watch + topic, k.alive, k.inboxes, k.stored + b.instance}
 	return keys, args
 }
+
+// A process's stored key ({P}:stored:I) lasts ackedKeep after its last
+// Publish stored an event, and is checked against the greatest Seq its
+// Publish calls were answered with while that Seq is less than ackedCheck
+// old, when the key must be there unless Redis lost it.
+const (
+	ackedCheck = 5 * time.Minute
+	ackedKeep  = 10 * time.Minute
+)
 
 // publishKeep is how long after a Publish call's deadline Redis keeps the
 // call's key: a request of the call that runs within it is told for sure
@@ -703,7 +738,8 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 	b.lossMu.Lock()
 	defer b.lossMu.Unlock()
 	seen := b.seen.Load() // before head: a message delivered meanwhile is not a loss
-	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses, b.keys.epoch).Result()
+	acked := b.acked.Load()
+	vals, err := b.client.MGet(ctx, b.keys.seq, b.keys.losses, b.keys.epoch, b.keys.stored+b.instance).Result()
 	if err != nil {
 		return fmt.Errorf("redisbroker: %w", err)
 	}
@@ -716,9 +752,18 @@ func (b *Backend) checkLoss(ctx context.Context) error {
 		losses, _ = strconv.ParseInt(s, 10, 64)
 	}
 	epoch, _ := vals[2].(string)
+	var stored uint64
+	if s, ok := vals[3].(string); ok {
+		stored, _ = strconv.ParseUint(s, 10, 64)
+	}
 	switch {
 	case head < seen:
 		return b.repairLocked(ctx, fmt.Sprintf("Redis's last Seq is %d, less than Seq %d this process delivered or published", head, seen), true)
+	case stored < acked && b.clock.now()-int64(acked) < ackedCheck.Microseconds():
+		// A replica that was behind took over before the log reader
+		// read this process's last events: no chain shows it, and the
+		// last Seq has gone past them since.
+		return b.repairLocked(ctx, fmt.Sprintf("Redis has Seq %d as the last event this process stored, not Seq %d", stored, acked), true)
 	case losses != b.losses:
 		return b.repairLocked(ctx, "another process found it", false)
 	case epoch != b.epoch:
@@ -747,7 +792,8 @@ func (b *Backend) repairLocked(ctx context.Context, what string, tell bool) erro
 	if tell {
 		t = "1"
 	}
-	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses}, seen, t).Int64()
+	n, err := lossScript.Run(ctx, b.client, []string{b.keys.seq, b.keys.base, b.keys.losses, b.keys.stored + b.instance},
+		seen, t, b.acked.Load(), ackedKeep.Milliseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: recording a loss: %w", err)
 	}

@@ -201,22 +201,32 @@
 //
 // # When Redis loses data
 //
-// Redis may lose messages it had accepted: a FLUSHALL, a restart without
-// an append-only file (or, with appendfsync everysec, a crash of the
-// machine), a failover to a replica that was behind. A process learns of
-// it when Redis's last Seq is behind the last one it delivered or
-// published (its log reader looks when it reconnects, and every second or
-// so, and [Backend.Sync] before every replay), or when the log goes on from
-// an older message than the last it delivered. It then raises in Redis the
-// Seq at or below which IDs are unknown to the last one it delivered or
-// published, and the next Seq above it, counts the loss in a key every
-// process watches (so that the others learn of it within a few seconds
-// even if their own view looks fine), tells Config.ErrorHandler
+// Redis may lose messages it had accepted: a FLUSHALL, a restart without an
+// append-only file (or, with appendfsync everysec, a crash of the machine),
+// a failover to a replica that was behind. A process learns of it when
+// Redis's last Seq is behind the last one it delivered or published (its
+// log reader looks when it reconnects, and every second or so, and
+// [Backend.Sync] before every replay), when the log goes on from an older
+// message than the last it delivered, or when Redis no longer has the last
+// event one of its own Publish calls was told was stored: a replica that
+// was behind took over before any log reader had read the master's last
+// writes, and the publishes since have lifted the last Seq past them, so
+// that nothing else shows it. Every process keeps the Seq of its last
+// stored event in a key of its own, which the publish script checks before
+// it stores anything (a Publish that finds it behind stores nothing until
+// the loss is handled, then stores its event after it), and the log reader
+// every second or so; the check holds for events stored in the last 5
+// minutes, and sees only a process's own events, so a loss of the last
+// events of a process that died meanwhile goes unseen. It then raises in
+// Redis the Seq at or below which IDs are unknown to the last one it
+// delivered or published, and the next Seq above it, counts the loss in a
+// key every process watches (so that the others learn of it within a few
+// seconds even if their own view looks fine), tells Config.ErrorHandler
 // ([ErrLost]), and has its broker end every subscription with
 // [broker.ErrLost] ([Backend.NotifyLoss]): browsers reconnect with the ID
-// of the last event they received, and get [broker.ErrGap], as for any
-// gap. IDs stay plain decimal Seqs that sort and stay short: the server's
-// clock, lifted past every Seq delivered, does the job of an epoch.
+// of the last event they received, and get [broker.ErrGap], as for any gap.
+// IDs stay plain decimal Seqs that sort and stay short: the server's clock,
+// lifted past every Seq delivered, does the job of an epoch.
 //
 // # Memory
 //

@@ -21,6 +21,8 @@ import "github.com/redis/go-redis/v9"
 //	                 being the call's own (an instance's random ID and a
 //	                 counter); it expires a little after the call's
 //	                 deadline
+//	{P}:stored:I     the Seq of the last event the process whose instance
+//	                 ID is I stored; it expires ackedKeep after that
 //
 // and those of the processes in DeliverInterest mode (see interest.go),
 // each named by its instance ID I:
@@ -121,6 +123,16 @@ end
 // then. (A shebang's flags would have Redis refuse the script before it
 // starts, that answer included, and need Redis 7.)
 //
+// Before its first write it checks that Redis still has what this
+// process was told it stored: ARGV[9] is the greatest Seq a Publish of the
+// process was answered with, and {P}:stored:I, which every store sets,
+// must not be less. If it is, Redis lost writes it had acknowledged (a
+// replica that was behind took over, and the log reader had not read
+// them yet, so that no chain shows it): the script stores nothing and
+// says so, with what Redis has, and the process handles the loss. It
+// looks only while the key must still be there (a Seq less than
+// ackedCheck old).
+//
 // Last it copies the message into the inbox of every process that watches
 // the topic and is alive, chained by field p to the inbox's previous
 // message ({P}:inboxes), trimmed to about LogSize; an XADD that fails (an
@@ -128,12 +140,14 @@ end
 // is skipped, the process learns of it from the chain.
 //
 // KEYS: seq, base, topics, forgot, ids, log, the topic's stream, the
-// call's key, the topic's watchers, alive, inboxes.
+// call's key, the topic's watchers, alive, inboxes, the process's stored
+// key.
 // ARGV: topic, HistorySize, HistoryAge in microseconds (0: none; an age
 // that goes back before 1970 trims nothing), LogSize, HistoryBytes (-1:
 // none), the caller-set ID ("" if none), the deadline in microseconds
-// since 1970 on the server's clock, keep in milliseconds, then the entry's
-// event fields.
+// since 1970 on the server's clock, keep in milliseconds, the greatest Seq
+// a Publish of the process was answered with (0 if none), ackedCheck and
+// ackedKeep in milliseconds, then the entry's event fields.
 // Returns {status, Seq, the server's clock in microseconds}, status being
 // one of the pub* constants.
 var publishScript = redis.NewScript(luaHelpers + `
@@ -144,6 +158,11 @@ if done then return {2, done, num(now)} end
 local deadline, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
 if now > deadline + keep * 1000 then return {4, '', num(now)} end
 if now > deadline then return {3, '', num(now)} end
+local acked = tonumber(ARGV[9])
+if acked > 0 and now - acked < tonumber(ARGV[10]) * 1000 then
+  local stored = redis.call('GET', KEYS[12]) or '0'
+  if tonumber(stored) < acked then return {5, stored, num(now)} end
+end
 local prev = redis.call('GET', KEYS[1])
 local seq
 if prev then seq = math.max(tonumber(prev) + 1, now) else seq = now end
@@ -154,13 +173,14 @@ local s = num(seq)
 -- the limit.
 redis.call('SET', KEYS[8], s, 'PX', num(math.floor((deadline - now) / 1000) + 1 + keep))
 redis.call('SET', KEYS[1], s)
+redis.call('SET', KEYS[12], s, 'PX', ARGV[11])
 if not prev then
   prev = '0'
   redis.call('SET', KEYS[2], num(now - 1))
 end
 local q = redis.call('HGET', KEYS[3], ARGV[1]) or redis.call('GET', KEYS[4]) or '0'
 local entry = {'t', ARGV[1], 'p', prev, 'q', q}
-for i = 9, #ARGV do entry[#entry + 1] = ARGV[i] end
+for i = 12, #ARGV do entry[#entry + 1] = ARGV[i] end
 local feed = {unpack(entry)}
 local age = tonumber(ARGV[3])
 if age > 0 and now - age > 0 then
@@ -215,6 +235,7 @@ const (
 	pubFound     = 2 // stored by an earlier request of the same call
 	pubLate      = 3 // not stored: the deadline has passed, and no request of the call stored it
 	pubForgotten = 4 // not stored by this request; too long after the deadline to tell about the others
+	pubLost      = 5 // not stored: Redis lost an event this process stored, its Seq being that of the last it has
 )
 
 // replayScript reads, atomically, the messages of some topics published
@@ -278,13 +299,24 @@ return out
 // not count it again: two processes delivering and publishing would
 // otherwise count each other's repair, again and again.
 //
-// KEYS: seq, base, losses.
+// It also raises the process's stored key to the greatest Seq its
+// Publish calls were answered with, so that the publish script's check
+// passes again; a process that lost some of them (the check failed)
+// counts the loss whatever else changed.
+//
+// KEYS: seq, base, losses, the process's stored key.
 // ARGV: the last Seq the process delivered or published, 1 to count the
-// loss if it changed anything (0 not to).
+// loss if it changed anything (0 not to), the greatest Seq the process's
+// Publish calls were answered with (0 if none), ackedKeep in milliseconds.
 // Returns the number of losses recorded.
 var lossScript = redis.NewScript(`
 local s = tonumber(ARGV[1])
 local changed = false
+local acked = tonumber(ARGV[3])
+if acked > 0 and tonumber(redis.call('GET', KEYS[4]) or '0') < acked then
+  redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+  changed = true
+end
 local seq = redis.call('GET', KEYS[1])
 if not seq or tonumber(seq) < s then redis.call('SET', KEYS[1], ARGV[1]) changed = true end
 local base = redis.call('GET', KEYS[2])
