@@ -316,5 +316,10 @@
 // later (node timeout 1 s), the two publishes waiting then failed (an
 // error to their callers, PublishTimeout 2 s) and nothing accepted was
 // lost. Either way none was lost silently or delivered twice, and the
-// streams went on.
+// streams went on. Once, under CI's load, the forced failover lost 2
+// events that no log reader had read yet, and the publishes that followed
+// lifted the last Seq past them at once: nothing showed the loss but the
+// publishing process's own record of its last stored event, which the
+// backend now checks (TestLossOfAcknowledgedEvents undoes Redis's last
+// writes while every reader is held, and fails without that check).
 package redisbroker
