@@ -195,9 +195,15 @@
 // messages from the topics' histories. Each failure and anything Redis no
 // longer had (which also ends the subscriptions, as below) are told to
 // Config.ErrorHandler, the recovery to Config.NoticeHandler (by default
-// logged at level info), and all are counted in [Backend.Stats]. For nothing accepted to survive a restart of Redis
-// itself, run Redis with an append-only file (appendonly yes, appendfsync
-// always or everysec).
+// logged at level info), and all are counted in [Backend.Stats]. For
+// nothing accepted to survive a restart of Redis itself, run Redis with an
+// append-only file (appendonly yes, appendfsync always or everysec). Run
+// it with maxmemory-policy noeviction too: under any other policy, Redis
+// at its limit drops keys the backend relies on (a topic's history; under
+// volatile-* the keys that expire first, which are those that make a
+// Publish idempotent and the record of each process's last stored event,
+// so that a retry may store an event twice and a loss is reported that
+// was none).
 //
 // # When Redis loses data
 //
