@@ -367,14 +367,22 @@ func (b *Backend) Publish(ctx context.Context, topic string, ev event.Event) (br
 			// Redis lost events this process stored, and stored nothing
 			// now: handle the loss, then ask again. The request was
 			// answered, so it is not one that may still be stored.
-			call.sent.Add(-1)
-			if repaired {
-				return fail(fmt.Errorf("not stored: Redis lost events this process stored (its last is Seq %s) again after the loss was handled", s))
-			}
-			repaired = true
-			if err := b.repair(ctx, fmt.Sprintf("Redis has Seq %s as the last event this process stored, not Seq %d (%s)", s, b.acked.Load(), b.keys.stored+b.instance)); err != nil {
+			// An earlier request of the call, unanswered, may still be
+			// stored: then an error leaves the outcome unknown.
+			failLost := func(err error) (broker.Message, error) {
+				if call.sent.Add(-1) > 0 {
+					return b.unknownOutcome(topic, custom, start.Add(window), call.sent.Load(), err)
+				}
 				return fail(err)
 			}
+			if repaired {
+				return failLost(fmt.Errorf("Redis lost events this process stored (its last is Seq %s) again after the loss was handled", s))
+			}
+			if err := b.repair(ctx, fmt.Sprintf("Redis has Seq %s as the last event this process stored, not Seq %d (%s)", s, b.acked.Load(), b.keys.stored+b.instance)); err != nil {
+				return failLost(err)
+			}
+			repaired = true
+			call.sent.Add(-1)
 			continue
 		case err == nil && (status == pubLate || status == pubForgotten) && sent == 1:
 			return fail(fmt.Errorf("not stored: Redis ran the request after its deadline, %v after the call (Config.PublishTimeout, or ctx's deadline)",
