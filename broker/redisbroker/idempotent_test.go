@@ -166,9 +166,20 @@ func TestPublishThroughAPause(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // past the deadline
 	p.Resume()
 	// What waited reaches Redis now, and stores nothing; the next publish
-	// goes through.
-	if _, err := b.Publish(ctx, "news", event.Event{Data: "after"}); err != nil {
-		t.Fatal(err)
+	// goes through. Under load, a connection the pool makes now may not
+	// get past its handshake within the client's 100 ms: that publish
+	// sends nothing and says so, and is tried again (the log's count below
+	// shows that it stored nothing).
+	failed := 0
+	for {
+		_, err := b.Publish(ctx, "news", event.Event{Data: "after"})
+		if err == nil {
+			break
+		}
+		if failed++; errors.Is(err, broker.ErrUnknownOutcome) || failed == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("publishing after the pause, attempt %d: %v", failed, err)
 	}
 	if got := receive(t, ch, 1)[0]; got.Event.Data != "after" {
 		t.Fatalf("delivered %+v, want the publish after the pause", got)
@@ -176,7 +187,7 @@ func TestPublishThroughAPause(t *testing.T) {
 	if n := logLen(); n != 3 {
 		t.Fatalf("the log holds %d entries, want 3: the one of unknown outcome came after its deadline", n)
 	}
-	if st := b.Stats(); st.UnknownOutcomes != 1 || st.PublishErrors != 1 {
-		t.Fatalf("stats %+v: want 1 error, of unknown outcome", st)
+	if st := b.Stats(); st.UnknownOutcomes != 1 || st.PublishErrors != 1+uint64(failed) {
+		t.Fatalf("stats %+v: want %d errors, 1 of unknown outcome", st, 1+failed)
 	}
 }
