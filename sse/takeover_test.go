@@ -293,6 +293,79 @@ func TestTakeoverErrorHandlerAfterReturn(t *testing.T) {
 	readUntil(t, conn, "event: close\ndata:\n\n")
 }
 
+// TestTakeoverLetsGoOfRequest: once the handler of a taken-over stream
+// has returned, the stream keeps nothing of net/http's request but what
+// the error handler is given: not its *url.URL when parsing the request's
+// URI gives the URL back, which the error handler then gets; a URL a
+// middleware rewrote is kept, and reported as rewritten.
+func TestTakeoverLetsGoOfRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name, rewrite, wantPath string
+	}{
+		{"as sent", "", "/p"},
+		{"rewritten", "/rewritten", "/rewritten"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reported := make(chan *http.Request, 1)
+			srv, err := sse.New(sse.Config{Takeover: true, ErrorHandler: func(r *http.Request, err error) {
+				if strings.Contains(err.Error(), "event skipped") {
+					reported <- r
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			freed := make(chan struct{})
+			returned := make(chan *sse.Stream, 1)
+			h := srv.Handler(func(s *sse.Stream, r *http.Request) error {
+				runtime.AddCleanup(r.URL, func(c chan struct{}) { close(c) }, freed)
+				returned <- s
+				return nil
+			})
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.rewrite != "" {
+					r.URL.Path = tt.rewrite
+				}
+				h.ServeHTTP(w, r)
+			}))
+			defer ts.Close()
+			conn := dialRequest(t, ts.Listener.Addr().String(), "/p?q=1")
+			var s *sse.Stream
+			select {
+			case s = <-returned:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no stream opened")
+			}
+			if tt.rewrite == "" {
+				gone := false
+				for range 500 { // until net/http's connection goroutine has ended too
+					runtime.GC()
+					select {
+					case <-freed:
+						gone = true
+					case <-time.After(10 * time.Millisecond):
+					}
+					if gone {
+						break
+					}
+				}
+				if !gone {
+					t.Error("the taken-over stream whose handler returned still holds the request's URL")
+				}
+			}
+			s.C <- event.Event{ID: "a\nb"} // invalid: skipped and reported
+			s.C <- event.Event{Data: "after"}
+			readUntil(t, conn, "data: after\n\n")
+			r := <-reported
+			if r.Method != http.MethodGet || r.URL.Path != tt.wantPath || r.URL.RawQuery != "q=1" || r.RequestURI != "/p?q=1" {
+				t.Errorf("the error handler got %s %v (URI %q); want GET %s?q=1 (URI /p?q=1)", r.Method, r.URL, r.RequestURI, tt.wantPath)
+			}
+			close(s.C)
+			readUntil(t, conn, "event: close\ndata:\n\n")
+		})
+	}
+}
+
 // TestTakeoverShutdown: http.Server.Shutdown does not wait for a
 // taken-over stream, which still ends with the close event.
 func TestTakeoverShutdown(t *testing.T) {
