@@ -7,6 +7,7 @@ package sse
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -41,11 +42,11 @@ type Stream struct {
 	finished    atomic.Bool // the stream has ended: see Done
 
 	mu       sync.Mutex
-	done     chan struct{} // Done's channel, made when first asked for
-	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
 	canceled bool          // the context is cancelled
 	reason   EndReason     // why, once canceled
 	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
+	done     chan struct{} // Done's channel, made when first asked for
+	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
 	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
 
@@ -60,18 +61,17 @@ type Stream struct {
 
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
+	// (The flags are last, together: a Stream is the size an idle
+	// stream pays for.)
 	srv     *Server
-	req     *http.Request       // the request, with the stream's context
-	tag     any                 // the door's, for its error handler
-	out     http.ResponseWriter // what the stream writes through
+	req     *http.Request // the request, with the stream's context
+	tag     any           // the door's, for its error handler
+	out     io.Writer     // what the stream writes through: the response, or the connection taken over
 	rc      *http.ResponseController
 	timer   *time.Timer    // heartbeat and compressor release (sets tick); nil when neither is on
-	release bool           // the timer is set to release the compressor
 	gz      *gzipStream    // nil unless the stream compresses
-	h2      bool           // the request came over HTTP/2
 	due     time.Time      // the write deadline set last; zero when none
 	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
-	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
 	opened  time.Duration  // when Open opened it, since epoch
 	wrote   time.Duration  // when the last write began, since epoch
@@ -79,8 +79,11 @@ type Stream struct {
 	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
 	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
 	pollID  uint64         // the poller's key for the taken-over connection
-	gone    atomic.Bool    // the client of the taken-over connection left
 	lean    *leanRequest   // for a taken-over stream whose handler returned: what is left of req, which is nil
+	release bool           // the timer is set to release the compressor
+	h2      bool           // the request came over HTTP/2
+	ended   bool           // the pump goroutine ended the stream
+	gone    atomic.Bool    // the client of the taken-over connection left
 }
 
 // Context returns the stream's context, which senders select on. It is

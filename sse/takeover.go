@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,7 +57,7 @@ func (s *Stream) takeOver(out http.ResponseWriter) bool {
 	s.conn = conn
 	s.rc = nil
 	s.reqCtx = nil
-	s.out = connWriter{conn}
+	s.out = conn
 	if s.gz != nil {
 		s.gz.w = s.out
 	}
@@ -109,19 +108,6 @@ func (s *Stream) read() {
 		}
 	}
 }
-
-// connWriter is a taken-over connection as the stream's response writer:
-// only Write is used; headers went out with the response head.
-type connWriter struct{ conn net.Conn }
-
-// Header implements [http.ResponseWriter]; it is never read.
-func (w connWriter) Header() http.Header { return http.Header{} }
-
-// Write implements [http.ResponseWriter], writing to the connection.
-func (w connWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
-
-// WriteHeader implements [http.ResponseWriter]; it does nothing.
-func (w connWriter) WriteHeader(int) {}
 
 // setWriteDeadline sets the deadline of the stream's writes.
 func (s *Stream) setWriteDeadline(t time.Time) {
