@@ -36,7 +36,6 @@ type Stream struct {
 	ch          <-chan event.Event
 	ctx         context.Context         // the stream's: see Context
 	cancelCtx   context.CancelCauseFunc // only cancel calls it
-	reqDone     <-chan struct{}         // the request's context is done: the client is gone
 	reqCtx      context.Context
 	lastEventID string
 	finished    atomic.Bool // the stream has ended: see Done
@@ -46,7 +45,7 @@ type Stream struct {
 	reason   EndReason     // why, once canceled
 	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
 	done     chan struct{} // Done's channel, made when first asked for
-	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
+	afters   *afterFunc    // see AfterFunc, the last registered first; nil once the context is cancelled
 	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
 
@@ -109,22 +108,29 @@ func (s *Stream) AfterFunc(f func()) (stop func() bool) {
 		}()
 		return func() bool { return false }
 	}
-	a := &afterFunc{f: f}
-	s.afters = append(s.afters, a)
-	return func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.canceled || a.f == nil {
-			return false
-		}
-		a.f = nil
-		return true
-	}
+	a := &afterFunc{f: f, s: s, next: s.afters}
+	s.afters = a
+	return a.stop
 }
 
-// afterFunc is a function registered with [Stream.AfterFunc]; f is nil
-// once stopped.
-type afterFunc struct{ f func() }
+// afterFunc is a function registered with [Stream.AfterFunc] on s, in a
+// list of them; f is nil once stopped.
+type afterFunc struct {
+	f    func()
+	s    *Stream
+	next *afterFunc
+}
+
+// stop stops a, as the function [Stream.AfterFunc] returns.
+func (a *afterFunc) stop() bool {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.s.canceled || a.f == nil {
+		return false
+	}
+	a.f = nil
+	return true
+}
 
 // cancel cancels the stream's context with cause, for reason, if it is
 // not cancelled already, and starts the functions registered with
@@ -136,7 +142,7 @@ func (s *Stream) cancel(reason EndReason, cause error) { startAfters(s.stop(reas
 // for the caller to start with startAfters. The first cause is the one
 // the context keeps, and its reason the one the stream's end is counted
 // under: both are set under s.mu.
-func (s *Stream) stop(reason EndReason, cause error) []*afterFunc {
+func (s *Stream) stop(reason EndReason, cause error) *afterFunc {
 	defer s.poke()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,9 +157,10 @@ func (s *Stream) stop(reason EndReason, cause error) []*afterFunc {
 	return afters
 }
 
-// startAfters starts each function of afters that was not stopped.
-func startAfters(afters []*afterFunc) {
-	for _, a := range afters {
+// startAfters starts each function of the list afters that was not
+// stopped.
+func startAfters(afters *afterFunc) {
+	for a := afters; a != nil; a = a.next {
 		if a.f != nil {
 			go a.f()
 		}
