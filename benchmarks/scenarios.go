@@ -46,6 +46,9 @@ type options struct {
 
 	// Profile files the server child writes (-profile only).
 	cpuProfile, memProfile string
+	// MemProfileRate is the server child's runtime.MemProfileRate when it
+	// profiles (-profile only): 1 records every allocation.
+	MemProfileRate int `json:"-"`
 }
 
 // variant is one server configuration in a scenario.
@@ -350,9 +353,10 @@ func fanoutMetrics() []metric {
 // withChild runs f against a fresh server child for v, and stops it.
 func withChild(o options, v variant, f func(c *childProc) (map[string]float64, error)) (map[string]float64, error) {
 	cfg := childConfig{
-		Server:     serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress},
-		CPUProfile: o.cpuProfile,
-		MemProfile: o.memProfile,
+		Server:         serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress},
+		CPUProfile:     o.cpuProfile,
+		MemProfile:     o.memProfile,
+		MemProfileRate: o.MemProfileRate,
 	}
 	c, err := startChild(cfg, o.ServerCPU, v.Exe)
 	if err != nil {
