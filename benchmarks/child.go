@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,9 @@ type childConfig struct {
 	// CPU profile (from start to quit) and an allocation profile to.
 	CPUProfile string `json:"cpu_profile,omitempty"`
 	MemProfile string `json:"mem_profile,omitempty"`
+	// MemProfileRate is runtime.MemProfileRate while MemProfile is set;
+	// zero means one sample per 4 KiB allocated.
+	MemProfileRate int `json:"mem_profile_rate,omitempty"`
 }
 
 // childHello is the first line a child prints.
@@ -64,7 +68,7 @@ func runChild(cfg childConfig) error {
 		return fmt.Errorf("raising the open-file limit: %w", err)
 	}
 	if cfg.MemProfile != "" {
-		runtime.MemProfileRate = 4096
+		runtime.MemProfileRate = cmp.Or(cfg.MemProfileRate, 4096)
 	}
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)

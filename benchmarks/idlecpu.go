@@ -59,9 +59,10 @@ func idleCPUScenario(o options) *scenario {
 func runIdleCPU(ctx context.Context, o options, v variant) (map[string]float64, error) {
 	n := o.IdleCPUClients
 	cfg := childConfig{
-		Server:     serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress, Heartbeat: o.Heartbeat},
-		CPUProfile: o.cpuProfile,
-		MemProfile: o.memProfile,
+		Server:         serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress, Heartbeat: o.Heartbeat},
+		CPUProfile:     o.cpuProfile,
+		MemProfile:     o.memProfile,
+		MemProfileRate: o.MemProfileRate,
 	}
 	c, err := startChild(cfg, o.ServerCPU, v.Exe)
 	if err != nil {

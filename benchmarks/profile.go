@@ -72,7 +72,11 @@ func runProfile(ctx context.Context, o options, all []*scenario, spec, dir strin
 	if err := os.MkdirAll(profDir, 0o755); err != nil {
 		return err
 	}
-	header := fmt.Sprintf("# %s, %s, one run; figures: %s\n# command: go run . -profile %s\n\n", id, v, brief(sc, m), spec)
+	command := "go run . -profile " + spec
+	if o.MemProfileRate > 0 {
+		command = fmt.Sprintf("go run . -mem-profile-rate %d -profile %s", o.MemProfileRate, spec)
+	}
+	header := fmt.Sprintf("# %s, %s, one run; figures: %s\n# command: %s\n\n", id, v, brief(sc, m), command)
 	for _, p := range []struct {
 		suffix, file string
 		args         []string
@@ -82,6 +86,7 @@ func runProfile(ctx context.Context, o options, all []*scenario, spec, dir strin
 		{"alloc-objects", o.memProfile, []string{"-top", "-sample_index=alloc_objects", "-nodecount=30"}},
 		{"alloc-space", o.memProfile, []string{"-top", "-sample_index=alloc_space", "-nodecount=30"}},
 		{"inuse-space", o.memProfile, []string{"-top", "-sample_index=inuse_space", "-nodecount=30"}},
+		{"inuse-objects", o.memProfile, []string{"-top", "-sample_index=inuse_objects", "-nodecount=30"}},
 	} {
 		out, err := exec.Command("go", append(append([]string{"tool", "pprof"}, p.args...), p.file)...).CombinedOutput()
 		if err != nil {

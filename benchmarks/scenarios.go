@@ -46,6 +46,9 @@ type options struct {
 
 	// Profile files the server child writes (-profile only).
 	cpuProfile, memProfile string
+	// MemProfileRate is the server child's runtime.MemProfileRate when it
+	// profiles (-profile only): 1 records every allocation.
+	MemProfileRate int `json:"-"`
 }
 
 // variant is one server configuration in a scenario.
@@ -190,6 +193,10 @@ func scenarios(o options) []*scenario {
 		{mP99, "p99 latency ms", -1, true},
 		{mMax, "max ms", 0, false},
 	}
+	// Idle streams: the channel of a stream with a smaller buffer than the
+	// default 8 events (the largest thing an idle stream holds), beside,
+	// for the memory it saves and what it costs in A1 and A3.
+	smallBuffer := variant{Server: "echosse-takeover", BufferSize: 4}
 	burst := variants(true, allStreamServers...)
 	burst = append(burst, variant{Server: "echosse", BufferSize: 64}, variant{Server: "echosse", BufferSize: 64, Gzip: true})
 	// Broadcast: with the broker's default policy a stream whose buffer is
@@ -206,7 +213,7 @@ func scenarios(o options) []*scenario {
 				fmt.Sprintf("%d-byte JSON events produced by the server as fast as it can, read for %v per run; events/s seen by the client; CPU, allocations, write system calls and context switches counted in the server process, per event it produced. client CPU shows the load generator was not the limit.", payloadSize, o.StreamTime),
 				"echosse's producer (the same for its doors echosse5 and echosse-nethttp) yields after each send so that its pump takes events one at a time (a flush per event; see write syscalls/event).",
 			},
-			Variants: variants(true, allStreamServers...),
+			Variants: append(variants(true, allStreamServers...), smallBuffer),
 			Reps:     o.Reps,
 			Metrics:  throughputMetrics,
 			Ref:      "raw",
@@ -234,7 +241,7 @@ func scenarios(o options) []*scenario {
 			Notes: []string{
 				fmt.Sprintf("%d events, one every %v; latency from the moment the server hands the event over to the moment the client has parsed it.", o.LoneEvents, o.LoneInterval),
 			},
-			Variants: variants(true, allStreamServers...),
+			Variants: append(variants(true, allStreamServers...), smallBuffer),
 			Reps:     o.Reps,
 			Metrics:  latencyMetrics,
 			Ref:      "raw",
@@ -246,8 +253,9 @@ func scenarios(o options) []*scenario {
 			Notes: []string{
 				"Memory and goroutines of the server process after the ramp, less its figures before, per stream; then one broadcast event, which every stream must receive, and memory again once it has arrived (a stream that has written an event, as streams are in use).",
 				"heap = Go heap committed (objects + unused + free spans); stack = goroutine stacks.",
+				"echosse-takeover (BufferSize 4) is echosse-takeover with Config.BufferSize 4 instead of the default 8: its channel takes 432 bytes instead of 816.",
 			},
-			Variants: variants(false, allStreamServers...),
+			Variants: append(variants(false, allStreamServers...), smallBuffer),
 			Reps:     o.HeavyReps,
 			Metrics: []metric{
 				{mRSS, "RSS KiB/stream", -1, true},
@@ -345,9 +353,10 @@ func fanoutMetrics() []metric {
 // withChild runs f against a fresh server child for v, and stops it.
 func withChild(o options, v variant, f func(c *childProc) (map[string]float64, error)) (map[string]float64, error) {
 	cfg := childConfig{
-		Server:     serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress},
-		CPUProfile: o.cpuProfile,
-		MemProfile: o.memProfile,
+		Server:         serverConfig{Name: v.Server, Gzip: v.Gzip, BufferSize: v.BufferSize, Compress: v.Compress},
+		CPUProfile:     o.cpuProfile,
+		MemProfile:     o.memProfile,
+		MemProfileRate: o.MemProfileRate,
 	}
 	c, err := startChild(cfg, o.ServerCPU, v.Exe)
 	if err != nil {

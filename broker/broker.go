@@ -69,24 +69,23 @@ type topic struct {
 // subscriber sits in this array, so that it touches little else.
 type member struct {
 	c        chan<- event.Event
-	catching bool // the stream's replay is being sent: see sub.pending
 	s        *sub
-	k        int // the index of this membership in s.in
+	k        int32 // the index of this membership in s.in
+	catching bool  // the stream's replay is being sent: see sub.pending
 }
 
-// sub is one subscribed stream.
+// sub is one subscribed stream. (Its flags are last, together: a
+// subscription is the size every subscriber pays for.)
 type sub struct {
-	c       chan<- event.Event
-	st      target
-	in      []membership // the topics it is subscribed to
-	stop    func() bool  // unregisters the context.AfterFunc
-	removed bool
+	c    chan<- event.Event
+	st   target
+	in   []membership // the topics it is subscribed to
+	stop func() bool  // unregisters the context.AfterFunc
 
 	// While its replay is being sent (member.catching), or while its
 	// buffer overflows (overflow), live events wait in pending instead of
 	// going to c.
-	pending  queue
-	overflow bool
+	pending queue
 	// While s overflows, pending is also moved on by the stream's pump
 	// (refill), which takes pmu and never b.mu: so Publish holds pmu too
 	// when it touches pending of a stream that overflows, and whoever
@@ -94,6 +93,9 @@ type sub struct {
 	// without b.mu.
 	pmu    sync.Mutex
 	behind atomic.Bool
+
+	removed  bool
+	overflow bool
 	// refills: the stream's pump calls refill (an *sse.Stream), so that
 	// the janitor leaves pending to it while its buffer holds events.
 	refills bool
@@ -834,7 +836,7 @@ func (b *Broker) add(s *sub, topics []string, catching bool) {
 			b.topics[name] = t
 		}
 		s.in[i] = membership{t: t, i: len(t.subs)}
-		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s, k: i})
+		t.subs = append(t.subs, member{c: s.c, catching: catching, s: s, k: int32(i)})
 	}
 	b.subs[s.c] = s
 }

@@ -796,3 +796,53 @@ func TestCountersCostNothingPerTopic(t *testing.T) {
 		t.Errorf("Counters allocates %v times, want 0", n)
 	}
 }
+
+// lightStream is a fakeStream with the methods by which an *sse.Stream
+// tells the broker of its end and asks for held-back events, at no cost
+// of their own, so that what a subscription holds can be counted alone.
+type lightStream struct {
+	*fakeStream
+	refill func()
+}
+
+func (l *lightStream) AfterFunc(f func()) func() bool { return stopNothing }
+func (l *lightStream) SetRefill(f func())             { l.refill = f }
+
+func stopNothing() bool { return false }
+
+// TestSubscriptionHeap: a stream subscribed to one topic costs the broker
+// at most subHeap bytes of heap: its sub (112 bytes), its membership
+// (16), its place in the topic's array (24) and in the broker's map, with
+// the room they grow into, and the functions the stream keeps.
+func TestSubscriptionHeap(t *testing.T) {
+	const (
+		n       = 1000
+		subHeap = 195
+	)
+	b, _ := newBroker(t, Config{})
+	streams := make([]*lightStream, n+1)
+	for i := range streams {
+		streams[i] = &lightStream{fakeStream: newFake(t, 1, "")}
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	if err := b.subscribe(streams[0].ch, streams[0], []string{"t"}); err != nil {
+		t.Fatal(err)
+	}
+	before := heap()
+	for _, s := range streams[1:] {
+		if err := b.subscribe(s.ch, s, []string{"t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(int64(heap())-int64(before)) / n
+	t.Logf("%.0f bytes of heap per subscription", per)
+	if per > subHeap {
+		t.Errorf("a subscription holds %.0f bytes of heap, want at most %d", per, subHeap)
+	}
+	runtime.KeepAlive(streams)
+}

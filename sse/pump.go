@@ -59,13 +59,20 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 			err, handedOff = s.recovered(r), false
 		}
 	}()
+	// The request's context is done when the client is gone. A stream
+	// that took its connection over watches the connection instead (and
+	// saves the context's Done channel).
+	var reqDone <-chan struct{}
+	if s.conn == nil {
+		reqDone = s.reqCtx.Done()
+	}
 	for {
 		select {
 		case ev, ok := <-s.ch:
 			if err := s.batch(ev, ok); err != nil {
 				return err, false
 			}
-		case <-s.reqDone:
+		case <-reqDone:
 			return s.clientGone(), false
 		case <-s.wake:
 			if s.conn != nil && s.gone.Load() {

@@ -233,9 +233,6 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		out.Header().Add("Vary", "Accept-Encoding")
 	}
 	if !take || !s.takeOver(out) {
-		// A stream that took its connection over watches the
-		// connection instead (and saves the context's Done channel).
-		s.reqDone = r.Context().Done()
 		out.WriteHeader(http.StatusOK)
 	}
 	if err := s.writeControl(srv.openFrame); err != nil {

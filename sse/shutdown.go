@@ -77,9 +77,9 @@ func (s *Stream) untrack() {
 func (set *serverStreams) shutdown() {
 	set.mu.Lock()
 	set.closing = true
-	var afters [][]*afterFunc
+	var afters []*afterFunc
 	for s := range set.streams {
-		if a := s.stop(EndShutdown, ErrShutdown); len(a) > 0 {
+		if a := s.stop(EndShutdown, ErrShutdown); a != nil {
 			afters = append(afters, a)
 		}
 	}

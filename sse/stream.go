@@ -7,6 +7,7 @@ package sse
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -35,17 +36,16 @@ type Stream struct {
 	ch          <-chan event.Event
 	ctx         context.Context         // the stream's: see Context
 	cancelCtx   context.CancelCauseFunc // only cancel calls it
-	reqDone     <-chan struct{}         // the request's context is done: the client is gone
 	reqCtx      context.Context
 	lastEventID string
 	finished    atomic.Bool // the stream has ended: see Done
 
 	mu       sync.Mutex
-	done     chan struct{} // Done's channel, made when first asked for
-	afters   []*afterFunc  // see AfterFunc; nil once the context is cancelled
 	canceled bool          // the context is cancelled
 	reason   EndReason     // why, once canceled
 	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
+	done     chan struct{} // Done's channel, made when first asked for
+	afters   *afterFunc    // see AfterFunc, the last registered first; nil once the context is cancelled
 	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
 
@@ -60,18 +60,17 @@ type Stream struct {
 
 	// The pump's state, used by one goroutine at a time: the pump
 	// goroutine while the handler runs, the request goroutine after.
+	// (The flags are last, together: a Stream is the size an idle
+	// stream pays for.)
 	srv     *Server
-	req     *http.Request       // the request, with the stream's context
-	tag     any                 // the door's, for its error handler
-	out     http.ResponseWriter // what the stream writes through
+	req     *http.Request // the request, with the stream's context
+	tag     any           // the door's, for its error handler
+	out     io.Writer     // what the stream writes through: the response, or the connection taken over
 	rc      *http.ResponseController
 	timer   *time.Timer    // heartbeat and compressor release (sets tick); nil when neither is on
-	release bool           // the timer is set to release the compressor
 	gz      *gzipStream    // nil unless the stream compresses
-	h2      bool           // the request came over HTTP/2
 	due     time.Time      // the write deadline set last; zero when none
 	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
-	ended   bool           // the pump goroutine ended the stream
 	server  *serverStreams // the set this stream is in, if any
 	opened  time.Duration  // when Open opened it, since epoch
 	wrote   time.Duration  // when the last write began, since epoch
@@ -79,8 +78,11 @@ type Stream struct {
 	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
 	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
 	pollID  uint64         // the poller's key for the taken-over connection
-	gone    atomic.Bool    // the client of the taken-over connection left
 	lean    *leanRequest   // for a taken-over stream whose handler returned: what is left of req, which is nil
+	release bool           // the timer is set to release the compressor
+	h2      bool           // the request came over HTTP/2
+	ended   bool           // the pump goroutine ended the stream
+	gone    atomic.Bool    // the client of the taken-over connection left
 }
 
 // Context returns the stream's context, which senders select on. It is
@@ -106,22 +108,29 @@ func (s *Stream) AfterFunc(f func()) (stop func() bool) {
 		}()
 		return func() bool { return false }
 	}
-	a := &afterFunc{f: f}
-	s.afters = append(s.afters, a)
-	return func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.canceled || a.f == nil {
-			return false
-		}
-		a.f = nil
-		return true
-	}
+	a := &afterFunc{f: f, s: s, next: s.afters}
+	s.afters = a
+	return a.stop
 }
 
-// afterFunc is a function registered with [Stream.AfterFunc]; f is nil
-// once stopped.
-type afterFunc struct{ f func() }
+// afterFunc is a function registered with [Stream.AfterFunc] on s, in a
+// list of them; f is nil once stopped.
+type afterFunc struct {
+	f    func()
+	s    *Stream
+	next *afterFunc
+}
+
+// stop stops a, as the function [Stream.AfterFunc] returns.
+func (a *afterFunc) stop() bool {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.s.canceled || a.f == nil {
+		return false
+	}
+	a.f = nil
+	return true
+}
 
 // cancel cancels the stream's context with cause, for reason, if it is
 // not cancelled already, and starts the functions registered with
@@ -133,7 +142,7 @@ func (s *Stream) cancel(reason EndReason, cause error) { startAfters(s.stop(reas
 // for the caller to start with startAfters. The first cause is the one
 // the context keeps, and its reason the one the stream's end is counted
 // under: both are set under s.mu.
-func (s *Stream) stop(reason EndReason, cause error) []*afterFunc {
+func (s *Stream) stop(reason EndReason, cause error) *afterFunc {
 	defer s.poke()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,9 +157,10 @@ func (s *Stream) stop(reason EndReason, cause error) []*afterFunc {
 	return afters
 }
 
-// startAfters starts each function of afters that was not stopped.
-func startAfters(afters []*afterFunc) {
-	for _, a := range afters {
+// startAfters starts each function of the list afters that was not
+// stopped.
+func startAfters(afters *afterFunc) {
+	for a := afters; a != nil; a = a.next {
 		if a.f != nil {
 			go a.f()
 		}

@@ -11,10 +11,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/echosse/echo-sse/internal/door"
@@ -57,7 +57,7 @@ func (s *Stream) takeOver(out http.ResponseWriter) bool {
 	s.conn = conn
 	s.rc = nil
 	s.reqCtx = nil
-	s.out = connWriter{conn}
+	s.out = conn
 	if s.gz != nil {
 		s.gz.w = s.out
 	}
@@ -108,19 +108,6 @@ func (s *Stream) read() {
 		}
 	}
 }
-
-// connWriter is a taken-over connection as the stream's response writer:
-// only Write is used; headers went out with the response head.
-type connWriter struct{ conn net.Conn }
-
-// Header implements [http.ResponseWriter]; it is never read.
-func (w connWriter) Header() http.Header { return http.Header{} }
-
-// Write implements [http.ResponseWriter], writing to the connection.
-func (w connWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
-
-// WriteHeader implements [http.ResponseWriter]; it does nothing.
-func (w connWriter) WriteHeader(int) {}
 
 // setWriteDeadline sets the deadline of the stream's writes.
 func (s *Stream) setWriteDeadline(t time.Time) {
@@ -175,22 +162,52 @@ func (s *Stream) pumpDetached() {
 // client address and TLS state, not the header, whose map and values
 // (cookies, tokens) are most of what a browser's request weighs, nor the
 // body. request makes an *http.Request of it when an error is reported.
+//
+// The URL is kept only when it is not what parsing requestURI gives back
+// (a middleware rewrote it): else request parses it again, and the
+// stream keeps neither net/http's *url.URL nor the request line, which
+// the method, the URI and the URL's strings point into.
 type leanRequest struct {
 	method, host, remoteAddr, requestURI string
-	url                                  *url.URL
+	url                                  *url.URL // nil when reparse
 	minor                                int
+	reparse                              bool // url is what parsing requestURI gives
 	tls                                  *tls.ConnectionState
 }
 
 // lean returns what r keeps when it becomes a leanRequest.
 func lean(r *http.Request) *leanRequest {
-	return &leanRequest{r.Method, r.Host, r.RemoteAddr, r.RequestURI, r.URL, r.ProtoMinor, r.TLS}
+	l := &leanRequest{
+		method: leanMethod(r.Method), host: r.Host, remoteAddr: r.RemoteAddr,
+		requestURI: strings.Clone(r.RequestURI), minor: r.ProtoMinor, tls: r.TLS,
+	}
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil && r.URL != nil && *u == *r.URL {
+		l.reparse = true
+	} else {
+		l.url = r.URL
+	}
+	return l
+}
+
+// leanMethod returns method, as a constant for a method of RFC 9110:
+// net/http's is a piece of the request line.
+func leanMethod(method string) string {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if method == m {
+			return m
+		}
+	}
+	return strings.Clone(method)
 }
 
 // request returns the request, with ctx, the stream's context.
 func (l *leanRequest) request(ctx context.Context) *http.Request {
+	u := l.url
+	if l.reparse {
+		u, _ = url.ParseRequestURI(l.requestURI) // as lean did
+	}
 	r := &http.Request{
-		Method: l.method, URL: l.url, Proto: "HTTP/1." + strconv.Itoa(l.minor), ProtoMajor: 1, ProtoMinor: l.minor,
+		Method: l.method, URL: u, Proto: "HTTP/1." + strconv.Itoa(l.minor), ProtoMajor: 1, ProtoMinor: l.minor,
 		Header: http.Header{}, Body: http.NoBody, Host: l.host, RemoteAddr: l.remoteAddr, RequestURI: l.requestURI, TLS: l.tls,
 	}
 	return r.WithContext(ctx)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -240,6 +241,93 @@ func TestTakeoverGoroutines(t *testing.T) {
 	}
 }
 
+// TestTakeoverIdleStreamHeap: n idle taken-over streams whose handlers
+// returned hold at most idleStreamHeap bytes of Go heap each, the test's
+// end of each connection (about 300 bytes) included. What one holds, in
+// bytes: its goroutine (480) and the two sudogs its select waits with
+// (224); the channel with its 8-event buffer (816); the Stream (384); the
+// wake channel (112); the heartbeat timer (about 170); its context (112)
+// and net/http's request and connection contexts under it, which carry
+// the request's values (320); what is left of the request for the error
+// handler (about 130); the server's end of the connection (about 300);
+// the poller's and the Server's sets (about 60).
+func TestTakeoverIdleStreamHeap(t *testing.T) {
+	const (
+		n              = 200
+		idleStreamHeap = 3300
+	)
+	srv := takeoverServer(t)
+	var (
+		mu      sync.Mutex
+		streams []*sse.Stream
+	)
+	returned := make(chan struct{}, n)
+	h := srv.Handler(func(s *sse.Stream, r *http.Request) error {
+		mu.Lock()
+		streams = append(streams, s)
+		mu.Unlock()
+		returned <- struct{}{}
+		return nil
+	})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	conns := make([]net.Conn, 0, n+1)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func() { // dialRequest's, without its t.Cleanup, which weighs more than a stream
+		c, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One stream first, so that what every stream shares (the poller,
+	// the Server's set) is there before the count starts.
+	dial()
+	<-returned
+	streams = slices.Grow(streams, n+1)
+	before := heap()
+	for range n { // one at a time: as many goroutines as streams
+		dial()
+		select {
+		case <-returned:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the handler of an open taken-over stream did not return")
+		}
+	}
+	// net/http's connection goroutines end just after their handlers;
+	// their garbage is gone by the last of a few collections.
+	var per float64
+	for range 5 {
+		per = float64(int64(heap())-int64(before)) / n
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%.0f bytes of heap per idle taken-over stream, the client's end included", per)
+	if per > idleStreamHeap {
+		t.Errorf("an idle taken-over stream holds %.0f bytes of heap, want at most %d", per, idleStreamHeap)
+	}
+	mu.Lock()
+	for _, s := range streams {
+		close(s.C)
+	}
+	mu.Unlock()
+	for _, c := range conns {
+		readUntil(t, c, "event: close\ndata:\n\n")
+	}
+}
+
 // TestTakeoverErrorHandlerAfterReturn: an error reported once the handler
 // of a taken-over stream has returned reaches Config.ErrorHandler with a
 // request that keeps the method, URL, client address and the stream's
@@ -291,6 +379,79 @@ func TestTakeoverErrorHandlerAfterReturn(t *testing.T) {
 	}
 	close(s.C)
 	readUntil(t, conn, "event: close\ndata:\n\n")
+}
+
+// TestTakeoverLetsGoOfRequest: once the handler of a taken-over stream
+// has returned, the stream keeps nothing of net/http's request but what
+// the error handler is given: not its *url.URL when parsing the request's
+// URI gives the URL back, which the error handler then gets; a URL a
+// middleware rewrote is kept, and reported as rewritten.
+func TestTakeoverLetsGoOfRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name, rewrite, wantPath string
+	}{
+		{"as sent", "", "/p"},
+		{"rewritten", "/rewritten", "/rewritten"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reported := make(chan *http.Request, 1)
+			srv, err := sse.New(sse.Config{Takeover: true, ErrorHandler: func(r *http.Request, err error) {
+				if strings.Contains(err.Error(), "event skipped") {
+					reported <- r
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			freed := make(chan struct{})
+			returned := make(chan *sse.Stream, 1)
+			h := srv.Handler(func(s *sse.Stream, r *http.Request) error {
+				runtime.AddCleanup(r.URL, func(c chan struct{}) { close(c) }, freed)
+				returned <- s
+				return nil
+			})
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.rewrite != "" {
+					r.URL.Path = tt.rewrite
+				}
+				h.ServeHTTP(w, r)
+			}))
+			defer ts.Close()
+			conn := dialRequest(t, ts.Listener.Addr().String(), "/p?q=1")
+			var s *sse.Stream
+			select {
+			case s = <-returned:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no stream opened")
+			}
+			if tt.rewrite == "" {
+				gone := false
+				for range 500 { // until net/http's connection goroutine has ended too
+					runtime.GC()
+					select {
+					case <-freed:
+						gone = true
+					case <-time.After(10 * time.Millisecond):
+					}
+					if gone {
+						break
+					}
+				}
+				if !gone {
+					t.Error("the taken-over stream whose handler returned still holds the request's URL")
+				}
+			}
+			s.C <- event.Event{ID: "a\nb"} // invalid: skipped and reported
+			s.C <- event.Event{Data: "after"}
+			readUntil(t, conn, "data: after\n\n")
+			r := <-reported
+			if r.Method != http.MethodGet || r.URL.Path != tt.wantPath || r.URL.RawQuery != "q=1" || r.RequestURI != "/p?q=1" {
+				t.Errorf("the error handler got %s %v (URI %q); want GET %s?q=1 (URI /p?q=1)", r.Method, r.URL, r.RequestURI, tt.wantPath)
+			}
+			close(s.C)
+			readUntil(t, conn, "event: close\ndata:\n\n")
+		})
+	}
 }
 
 // TestTakeoverShutdown: http.Server.Shutdown does not wait for a
