@@ -57,6 +57,8 @@ type Broker struct {
 	interested Interested
 	imu        sync.Mutex
 	watched    map[string]time.Time
+	watchQueue []*watchRequest // b.mu
+	watchCalls int             // Watch calls that succeeded, for tests; b.mu
 }
 
 // topic is the set of streams subscribed to one topic.
@@ -624,8 +626,9 @@ func (b *Broker) subscribe(c chan<- event.Event, st target, topics []string) err
 		// replay covers everything up to it.
 		// imu is held until the stream is registered, so that no sweep
 		// unwatches its topics meanwhile.
+		req := b.queueWatch(topics)
 		b.imu.Lock()
-		if err := b.watch(ctx, b.interested, topics); err != nil {
+		if err := b.watch(ctx, b.interested, topics, req); err != nil {
 			b.imu.Unlock()
 			if ctx.Err() != nil {
 				return nil

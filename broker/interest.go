@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,7 +24,10 @@ import (
 // the messages of the watched topics only.
 //
 // The broker calls Watch from [Broker.Subscribe], one call at a time, and
-// Unwatch from its own goroutine, never at the same time as Watch.
+// Unwatch from its own goroutine, never at the same time as Watch. The
+// Subscribes that need new topics while a Watch runs wait for it, and the
+// next call watches all of theirs: a burst of new streams on new topics
+// costs a few Watch calls, not one each.
 type Interested interface {
 	// Watch adds topics (none of them watched yet) to those whose
 	// messages the backend delivers. It returns from once it holds that
@@ -46,39 +50,102 @@ type Interested interface {
 // a network hiccup, finds it still watched and costs no Watch.
 const defaultInterestLinger = 5 * time.Second
 
-// watch makes the backend watch those of topics it does not watch yet,
-// and records them as watched. b.imu is held; b.watched changes under
-// b.mu only.
-func (b *Broker) watch(ctx context.Context, in Interested, topics []string) error {
-	var need []string
+// A watchRequest is a Subscribe's topics that are not watched yet,
+// queued for the next Watch: while one Watch runs (a round trip or more,
+// a new consumer on some backends), the Subscribes that arrive queue
+// theirs, and whichever of them takes b.imu next watches them all with
+// one call.
+type watchRequest struct {
+	topics []string
+	done   bool  // a Watch covering topics returned (b.mu)
+	err    error // its error
+	gone   bool  // the error came from the context of the Subscribe that made the call
+}
+
+// queueWatch queues the topics of topics not watched yet for the next
+// Watch, and returns the request, or nil if every topic is watched.
+func (b *Broker) queueWatch(topics []string) *watchRequest {
 	b.mu.Lock()
-	if b.closed.Load() {
-		b.mu.Unlock()
-		return ErrClosed
-	}
+	defer b.mu.Unlock()
+	var need []string
 	for _, t := range topics {
 		if _, ok := b.watched[t]; !ok {
 			need = append(need, t)
 		}
 	}
-	b.mu.Unlock()
 	if len(need) == 0 {
 		return nil
 	}
+	r := &watchRequest{topics: need}
+	b.watchQueue = append(b.watchQueue, r)
+	return r
+}
+
+// watch makes the backend watch those of topics it does not watch yet,
+// with the topics other Subscribes queued (see [watchRequest]), and
+// records them as watched. req is the caller's queued request, or nil.
+// b.imu is held; b.watched changes under b.mu only.
+func (b *Broker) watch(ctx context.Context, in Interested, topics []string, req *watchRequest) error {
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	if req != nil && req.done && req.err != nil && !req.gone {
+		b.mu.Unlock()
+		return req.err
+	}
+	// The caller's topics not watched (a Watch that covered them may have
+	// failed, or been cut short by its caller leaving; a sweep may have
+	// unwatched them since), then every queued topic not watched.
+	var need []string
+	seen := make(map[string]bool)
+	add := func(ts []string) {
+		for _, t := range ts {
+			if _, ok := b.watched[t]; !ok && !seen[t] {
+				seen[t] = true
+				need = append(need, t)
+			}
+		}
+	}
+	add(topics)
+	if len(need) == 0 {
+		if req != nil && !req.done {
+			// Watched by a call that did not take req: take it out.
+			if i := slices.Index(b.watchQueue, req); i >= 0 {
+				b.watchQueue = slices.Delete(b.watchQueue, i, i+1)
+			}
+		}
+		b.mu.Unlock()
+		return nil
+	}
+	batch := b.watchQueue
+	b.watchQueue = nil
+	for _, r := range batch {
+		add(r.topics)
+	}
+	b.mu.Unlock()
 	from, err := in.Watch(ctx, need)
 	if err != nil {
-		return fmt.Errorf("broker: watching %d topics: %w", len(need), err)
+		err = fmt.Errorf("broker: watching %d topics: %w", len(need), err)
 	}
 	now := b.cfg.timeNow()
 	b.mu.Lock()
-	for _, t := range need {
-		b.watched[t] = now
+	gone := err != nil && ctx.Err() != nil
+	for _, r := range batch {
+		r.done, r.err, r.gone = true, err, gone
 	}
-	if from > b.last {
-		b.last = from
+	if err == nil {
+		for _, t := range need {
+			b.watched[t] = now
+		}
+		if from > b.last {
+			b.last = from
+		}
+		b.watchCalls++
 	}
 	b.mu.Unlock()
-	return nil
+	return err
 }
 
 // sweepInterest unwatches the topics that have had no subscriber for

@@ -242,3 +242,142 @@ func NewTestHub(size int, age time.Duration) *hub {
 func (h *hub) Config(linger time.Duration) Config {
 	return Config{Backend: h.backend(), interestLinger: linger}
 }
+
+// slowWatch is a hubBackend whose Watch takes a while, as a distributed
+// backend's does (a round trip, a new consumer), and gives up when its
+// context is done. A Watch waits for gate, when it is not nil.
+type slowWatch struct {
+	*hubBackend
+	delay time.Duration
+	gate  chan struct{}
+	calls sync.Mutex
+	sizes []int // the number of topics of each call
+}
+
+func (b *slowWatch) Watch(ctx context.Context, topics []string) (uint64, error) {
+	b.calls.Lock()
+	b.sizes = append(b.sizes, len(topics))
+	b.calls.Unlock()
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	if b.gate != nil {
+		select {
+		case <-b.gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	select {
+	case <-time.After(b.delay):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return b.hubBackend.Watch(ctx, topics)
+}
+
+// Streams that subscribe to new topics while a Watch runs have theirs
+// watched together, by the next call: 100 streams on 100 topics cost a
+// few Watch calls, not 100, and every stream gets its topic's events.
+func TestInterestWatchBatches(t *testing.T) {
+	h := newHub()
+	back := &slowWatch{hubBackend: h.backend(), delay: 20 * time.Millisecond}
+	b, err := New(Config{Backend: back})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 100
+	streams := make([]*fakeStream, n)
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := range streams {
+		streams[i] = newFake(t, 10, "")
+		go func() {
+			<-start
+			errs <- streams[i].subscribe(b, fmt.Sprint("user-", i))
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	back.calls.Lock()
+	sizes := slices.Clone(back.sizes)
+	back.calls.Unlock()
+	total := 0
+	for _, k := range sizes {
+		total += k
+	}
+	if total != n || len(sizes) > 10 {
+		t.Errorf("Watch was called %d times with %v topics, want every topic once in at most 10 calls", len(sizes), sizes)
+	}
+	if w := b.Watched(); w != n {
+		t.Errorf("Watched() = %d, want %d", w, n)
+	}
+	for i := range n {
+		publish(t, b, fmt.Sprint("user-", i), fmt.Sprint(i))
+	}
+	for i, s := range streams {
+		eventually(t, fmt.Sprint("stream ", i, "'s event"), func() bool { return len(s.ch) == 1 })
+		if got := datas(s.drain()); !slices.Equal(got, []string{fmt.Sprint(i)}) {
+			t.Errorf("stream %d got %v, want [%d]", i, got, i)
+		}
+	}
+}
+
+// A Watch that covered another Subscribe's topics but failed because its
+// own caller left does not fail the other Subscribe: that one watches its
+// topics again.
+func TestInterestWatchBatchCallerLeaves(t *testing.T) {
+	h := newHub()
+	back := &slowWatch{hubBackend: h.backend(), gate: make(chan struct{})}
+	b, err := New(Config{Backend: back})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	calls := func() []int {
+		back.calls.Lock()
+		defer back.calls.Unlock()
+		return slices.Clone(back.sizes)
+	}
+	queued := func(n int) func() bool {
+		return func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(b.watchQueue) == n
+		}
+	}
+	subscribe := func(topic string) (*fakeStream, chan error) {
+		s, done := newFake(t, 10, ""), make(chan error, 1)
+		go func() { done <- s.subscribe(b, topic) }()
+		return s, done
+	}
+	// The first Subscribe's Watch waits at the gate; the next two queue
+	// their topics, the one that made the second call first.
+	_, zeroDone := subscribe("z")
+	eventually(t, "the first Watch called", func() bool { return len(calls()) == 1 })
+	first, firstDone := subscribe("a")
+	eventually(t, "a queued", queued(1))
+	second, secondDone := subscribe("b")
+	eventually(t, "b queued", queued(2))
+	// The one queued first takes the next Watch, for both; it is gone.
+	first.cancel(nil)
+	close(back.gate)
+	for _, done := range []chan error{zeroDone, firstDone, secondDone} {
+		if err := <-done; err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+	}
+	if got := calls(); !slices.Equal(got, []int{1, 2, 1}) {
+		t.Errorf("Watch calls took %v topics, want [1 2 1]: z, a and b (failed: its caller left), b again", got)
+	}
+	publish(t, b, "b", "x")
+	eventually(t, "the second stream's event", func() bool { return len(second.ch) == 1 })
+	if w := b.Watched(); w != 2 {
+		t.Errorf("Watched() = %d, want 2 (z and b)", w)
+	}
+}

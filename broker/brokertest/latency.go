@@ -118,6 +118,7 @@ func Latency(t *testing.T, h Harness, name string, o LatencyOptions) LatencyFigu
 	if err := <-errs; err != nil {
 		t.Fatalf("opening the streams: %v", err)
 	}
+	t.Logf("FIGURES opening | %-31s | subscribers %5d | topics %5d | 8 at a time | took %v", name, o.Subscribers, o.Topics, time.Since(start).Round(time.Millisecond))
 
 	// Publish at a steady rate, each event stamped just before Publish.
 	tick := time.NewTicker(o.Interval)
