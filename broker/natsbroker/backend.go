@@ -64,7 +64,7 @@ type Backend struct {
 	dogDone   chan struct{}
 	restarts  atomic.Uint64
 	consConns uint64         // the connection's reconnect count when the consumer was made
-	stops     sync.WaitGroup // consumers stopping
+	stops     sync.WaitGroup // consumers stopping, and their Info calls
 	delivered atomic.Uint64
 	published atomic.Uint64
 	dups      atomic.Uint64
@@ -181,6 +181,52 @@ const (
 	blindAfter    = 5 * time.Second
 )
 
+// resetAttempts is how many times the library's ordered consumer tries to
+// recreate itself after a failure before it gives up and the watchdog
+// replaces it. The library's default is to try forever, and while it
+// tries (the stream without a leader, each attempt waiting up to 10 s)
+// it holds the consumer's lock, which the consumer's Info and Stop wait
+// for: the watchdog, asking Info, stopped with it, and the instance
+// delivered nothing more.
+const resetAttempts = 2
+
+// errNoAnswer says a consumer's Info did not return in time.
+var errNoAnswer = errors.New("natsbroker: the consumer's info did not come")
+
+// consumerInfo asks cons for its info, giving up when ctx is done or after
+// RequestTimeout and a little more: the library's Info waits for the
+// consumer's lock, which its reset holds for as long as it tries. The
+// call goes on, on a goroutine of its own, that Close waits for.
+func (b *Backend) consumerInfo(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, broker.ErrClosed
+	}
+	type answer struct {
+		info *jetstream.ConsumerInfo
+		err  error
+	}
+	ch := make(chan answer, 1)
+	b.stops.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+		defer cancel()
+		info, err := cons.Info(ctx)
+		ch <- answer{info, err}
+	})
+	b.mu.Unlock()
+	t := time.NewTimer(b.cfg.RequestTimeout + 100*time.Millisecond)
+	defer t.Stop()
+	select {
+	case a := <-ch:
+		return a.info, a.err
+	case <-t.C:
+		return nil, errNoAnswer
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // watchdog replaces the live consumer when it is stuck: the consumer has
 // messages pending for it, cannot be asked, or the connection reconnected
 // since it was made, and it delivered nothing for two looks in a row; or
@@ -218,9 +264,7 @@ func (b *Backend) watchdog() {
 			stuck = 0
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
-		info, err := cons.Info(ctx)
-		cancel()
+		info, err := b.consumerInfo(context.Background(), cons)
 		reconnected := b.nc.Stats().Reconnects != conns
 		if pos != lastPos {
 			lastPos, stuck, still = pos, 0, time.Now()
@@ -468,9 +512,10 @@ func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID strin
 		return nil, nil
 	}
 	cons, err := b.stream.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    after + 1,
+		FilterSubjects:   subjects,
+		DeliverPolicy:    jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:      after + 1,
+		MaxResetAttempts: resetAttempts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: replay: %w", err)
@@ -571,9 +616,10 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 	}
 	slices.Sort(subjects)
 	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    b.pos + 1,
+		FilterSubjects:   subjects,
+		DeliverPolicy:    jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:      b.pos + 1,
+		MaxResetAttempts: resetAttempts,
 	})
 	if err != nil {
 		return fmt.Errorf("natsbroker: starting live delivery: %w", err)
@@ -656,9 +702,10 @@ func (b *Backend) waitDelivered(ctx context.Context, seq uint64) error {
 		}
 		cons, gen, advanced := b.cons, b.gen, b.advanced
 		b.mu.Unlock()
-		rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		info, err := cons.Info(rctx)
-		cancel()
+		info, err := b.consumerInfo(ctx, cons)
+		if errors.Is(err, broker.ErrClosed) {
+			return err
+		}
 		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
 			b.mu.Lock()
 			if gen == b.gen && b.pos >= info.Delivered.Stream {
