@@ -512,10 +512,11 @@ func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID strin
 		return nil, nil
 	}
 	cons, err := b.stream.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:   subjects,
-		DeliverPolicy:    jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:      after + 1,
-		MaxResetAttempts: resetAttempts,
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       after + 1,
+		MaxResetAttempts:  resetAttempts,
+		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: replay: %w", err)
@@ -616,10 +617,11 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 	}
 	slices.Sort(subjects)
 	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:   subjects,
-		DeliverPolicy:    jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:      b.pos + 1,
-		MaxResetAttempts: resetAttempts,
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       b.pos + 1,
+		MaxResetAttempts:  resetAttempts,
+		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
 		return fmt.Errorf("natsbroker: starting live delivery: %w", err)
@@ -648,10 +650,31 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 // over is dropped: its generation is over.
 func (b *Backend) stopLocked() {
 	b.gen++
-	if cc := b.cc; cc != nil {
-		b.stops.Go(cc.Stop)
+	if cc, cons := b.cc, b.cons; cc != nil {
+		b.stops.Go(func() {
+			cc.Stop()
+			b.deleteConsumer(cons)
+		})
 		b.cc, b.cons = nil, nil
 	}
+}
+
+// consumerIdle is how long the server keeps a consumer nobody pulls from,
+// for when deleteConsumer could not reach it. (The library's default is
+// five minutes: an instance whose topics come and go would leave the
+// server a consumer per Watch, each filtered on every watched subject.)
+const consumerIdle = 30 * time.Second
+
+// deleteConsumer deletes a stopped consumer from the server, which would
+// keep it for consumerIdle otherwise.
+func (b *Backend) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+	defer cancel()
+	_ = b.js.DeleteConsumer(ctx, b.cfg.Stream, info.Name)
 }
 
 // handle delivers a message of the live consumer of generation gen.
