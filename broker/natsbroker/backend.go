@@ -55,6 +55,7 @@ type Backend struct {
 	deliver   func(broker.Message)
 	pos       uint64 // every watched message up to this stream sequence is delivered
 	subjects  map[string]bool
+	all       bool // the live consumer takes every subject: more than MaxFilterSubjects are watched
 	cc        jetstream.ConsumeContext
 	cons      jetstream.Consumer
 	gen       uint64        // the consumer's generation: older handlers deliver nothing
@@ -66,6 +67,7 @@ type Backend struct {
 	consConns uint64         // the connection's reconnect count when the consumer was made
 	stops     sync.WaitGroup // consumers stopping, and their Info calls
 	delivered atomic.Uint64
+	dropped   atomic.Uint64
 	published atomic.Uint64
 	dups      atomic.Uint64
 	unknown   atomic.Uint64
@@ -562,8 +564,10 @@ func (b *Backend) Trim(ctx context.Context) error { return nil }
 
 // Watch implements [broker.Interested]: it reads the stream's last
 // sequence, restarts the live consumer from the position delivered so far
-// with the new topics' subjects among its filters, and returns once every
-// watched message up to that last sequence is delivered.
+// with the new topics' subjects among its filters (or, when it takes every
+// subject, lets it go on), and returns once every watched message up to
+// that last sequence, or to the position if that is further, is
+// delivered.
 func (b *Backend) Watch(ctx context.Context, topics []string) (uint64, error) {
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
@@ -575,15 +579,23 @@ func (b *Backend) Watch(ctx context.Context, topics []string) (uint64, error) {
 	for _, t := range topics {
 		b.subjects[b.subject(t)] = true
 	}
-	err = b.restartLocked(rctx)
+	// The new topics' messages are delivered from b.pos+1 on: the live
+	// consumer may have passed the last sequence read above, and their
+	// messages up to where it is now were not delivered.
+	from := max(info.State.LastSeq, b.pos)
+	// A consumer that takes every subject delivers them as it is: handle
+	// reads b.subjects.
+	if !b.all || b.cons == nil || b.closed {
+		err = b.restartLocked(rctx)
+	}
 	b.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	if err := b.waitDelivered(ctx, info.State.LastSeq); err != nil {
+	if err := b.waitDelivered(ctx, from); err != nil {
 		return 0, err
 	}
-	return b.base + info.State.LastSeq, nil
+	return b.base + from, nil
 }
 
 // Unwatch implements [broker.Interested]: the live consumer goes on
@@ -593,6 +605,9 @@ func (b *Backend) Unwatch(topics []string) {
 	defer b.mu.Unlock()
 	for _, t := range topics {
 		delete(b.subjects, b.subject(t))
+	}
+	if b.all && b.cons != nil && len(b.subjects) > b.cfg.MaxFilterSubjects/2 {
+		return // handle drops them
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 	defer cancel()
@@ -611,11 +626,16 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 	if len(b.subjects) == 0 {
 		return nil
 	}
-	subjects := make([]string, 0, len(b.subjects))
-	for s := range b.subjects {
-		subjects = append(subjects, s)
+	var subjects []string
+	if b.all = b.cfg.MaxFilterSubjects > 0 && len(b.subjects) > b.cfg.MaxFilterSubjects; b.all {
+		subjects = []string{b.cfg.Subject + ".>"}
+	} else {
+		subjects = make([]string, 0, len(b.subjects))
+		for s := range b.subjects {
+			subjects = append(subjects, s)
+		}
+		slices.Sort(subjects)
 	}
-	slices.Sort(subjects)
 	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -650,6 +670,7 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 // over is dropped: its generation is over.
 func (b *Backend) stopLocked() {
 	b.gen++
+	b.all = false
 	if cc, cons := b.cc, b.cons; cc != nil {
 		b.stops.Go(func() {
 			cc.Stop()
@@ -686,6 +707,11 @@ func (b *Backend) handle(gen uint64, m jetstream.Msg) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if gen != b.gen || b.closed || md.Sequence.Stream <= b.pos {
+		return
+	}
+	if b.all && !b.subjects[m.Subject()] {
+		b.dropped.Add(1)
+		b.advanceLocked(md.Sequence.Stream)
 		return
 	}
 	msg, _, err := b.decode(md.Sequence.Stream, m.Headers(), m.Data(), md.Timestamp)
@@ -801,15 +827,21 @@ type Stats struct {
 	// Restarts is the number of times the live consumer was found stuck
 	// and replaced.
 	Restarts uint64
+	// Unfiltered says the live consumer takes every topic's messages:
+	// more than Config.MaxFilterSubjects topics are watched. Dropped is
+	// the number of messages it read of topics not watched.
+	Unfiltered bool
+	Dropped    uint64
 }
 
 // Stats returns the backend's counters.
 func (b *Backend) Stats() Stats {
 	b.mu.Lock()
-	watched := len(b.subjects)
+	watched, all := len(b.subjects), b.all
 	b.mu.Unlock()
 	return Stats{Published: b.published.Load(), Deduplicated: b.dups.Load(), UnknownOutcomes: b.unknown.Load(),
-		PublishErrors: b.failed.Load(), Delivered: b.delivered.Load(), Watched: watched, Restarts: b.restarts.Load()}
+		PublishErrors: b.failed.Load(), Delivered: b.delivered.Load(), Watched: watched, Restarts: b.restarts.Load(),
+		Unfiltered: all, Dropped: b.dropped.Load()}
 }
 
 var (

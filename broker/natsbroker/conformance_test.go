@@ -24,38 +24,48 @@ func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 }
 
 // The backend on one JetStream server passes the conformance suite, the
-// fault cases through a TCP proxy included.
+// fault cases through a TCP proxy included: with its live consumer
+// filtered on the topics watched, and taking every topic (more watched
+// than MaxFilterSubjects, here 1).
 func TestConformance(t *testing.T) {
 	srv, err := natstest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	brokertest.Run(t, brokertest.Harness{
-		New: func(t testing.TB, o brokertest.Options) broker.Config {
-			var opts []nats.Option
-			if o.Timeout > 0 {
-				opts = append(opts, nats.Timeout(o.Timeout), nats.ReconnectWait(o.Timeout/2), nats.MaxReconnects(-1))
-			}
-			nc := connect(t, "nats://"+o.Addr, opts...)
-			cfg := natsbroker.Config{
-				Stream:       strings.ToUpper(strings.NewReplacer("-", "_").Replace(o.Scope)),
-				Subject:      strings.NewReplacer("-", "_").Replace(o.Scope),
-				HistorySize:  o.HistorySize,
-				HistoryAge:   o.HistoryAge,
-				ErrorHandler: func(err error) { t.Logf("natsbroker: %v", err) },
-			}
-			if o.Timeout > 0 {
-				cfg.RequestTimeout = o.Timeout
-				cfg.PublishTimeout = 2 * o.Timeout * 10
-			}
-			b, err := natsbroker.New(nc, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return broker.Config{Backend: b}
-		},
-		Addr:   srv.Addr,
-		Shared: true,
-	})
+	for _, mode := range []struct {
+		name       string
+		maxFilters int
+	}{{"filtered", 0}, {"unfiltered", 1}} {
+		t.Run(mode.name, func(t *testing.T) {
+			brokertest.Run(t, brokertest.Harness{
+				New: func(t testing.TB, o brokertest.Options) broker.Config {
+					var opts []nats.Option
+					if o.Timeout > 0 {
+						opts = append(opts, nats.Timeout(o.Timeout), nats.ReconnectWait(o.Timeout/2), nats.MaxReconnects(-1))
+					}
+					nc := connect(t, "nats://"+o.Addr, opts...)
+					cfg := natsbroker.Config{
+						Stream:            strings.ToUpper(strings.NewReplacer("-", "_").Replace(o.Scope)),
+						Subject:           strings.NewReplacer("-", "_").Replace(o.Scope),
+						HistorySize:       o.HistorySize,
+						HistoryAge:        o.HistoryAge,
+						MaxFilterSubjects: mode.maxFilters,
+						ErrorHandler:      func(err error) { t.Logf("natsbroker: %v", err) },
+					}
+					if o.Timeout > 0 {
+						cfg.RequestTimeout = o.Timeout
+						cfg.PublishTimeout = 2 * o.Timeout * 10
+					}
+					b, err := natsbroker.New(nc, cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return broker.Config{Backend: b}
+				},
+				Addr:   srv.Addr,
+				Shared: true,
+			})
+		})
+	}
 }

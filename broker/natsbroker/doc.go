@@ -33,9 +33,17 @@
 // it delivers in stream order, with gaps for the other topics' messages.
 // A process thus receives its own subscribers' events, not everyone's.
 // Watching or unwatching a topic replaces the consumer (one request, and a
-// few for the new consumer), from the last position delivered, and Watch
-// returns once every message up to the stream's last sequence is delivered,
-// so that the broker's replay covers everything before live delivery.
+// few for the new consumer, which the server deletes), from the last
+// position delivered, and Watch returns once every message up to the
+// stream's last sequence is delivered, so that the broker's replay covers
+// everything before live delivery. Making a consumer costs more than
+// linearly in its subjects (a Watch took 2.7 ms with 100 topics watched,
+// 118 ms with 1,000, 0.98 s with 3,000: go test -run '^$' -bench Watch
+// -benchtime 20x ./broker/natsbroker), so past Config.MaxFilterSubjects
+// topics (256 by default) the consumer takes every topic and the process
+// drops the messages of those it does not watch: a Watch then costs no
+// new consumer (0.3 ms), and the process reads every event, as with a
+// single log.
 //
 // Publish reads the topic's last sequence and publishes with it as
 // Nats-Expected-Last-Subject-Sequence, naming it in the message, so that
@@ -77,5 +85,7 @@
 //
 // Caller-set event IDs are delivered and replayed, but a Last-Event-ID
 // that is not one of the backend's decimal Seqs is unknown (broker.ErrGap).
-// Each Watch costs a consumer replacement, one at a time per process.
+// While no more than Config.MaxFilterSubjects topics are watched, each
+// Watch call replaces the consumer, one call at a time per process (the
+// broker gives one call the topics of every Subscribe that waited).
 package natsbroker
