@@ -157,7 +157,12 @@ func (r *runner) start(t testing.TB, o Options) *instance {
 	if o.Addr == "" {
 		o.Addr = r.h.Addr
 	}
-	cfg := r.h.New(t, o)
+	return startInstance(t, r.h.New(t, o))
+}
+
+// startInstance starts an instance on a broker configured by cfg.
+func startInstance(t testing.TB, cfg broker.Config) *instance {
+	t.Helper()
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = func(err error) { t.Logf("broker: %v", err) }
 	}

@@ -19,6 +19,7 @@ type browser struct {
 
 	mu         sync.Mutex
 	count      map[string]int // data -> times received
+	times      []time.Time    // when each event came
 	gaps       int            // gap events: Subscribe returned ErrGap
 	reconnects int
 	cur        *stream
@@ -47,9 +48,11 @@ func (br *browser) run(s *stream, topics []string) {
 		s.wait(50*time.Millisecond, func() bool { return len(s.evs) > seen || s.err != nil })
 		evs := s.events()
 		br.mu.Lock()
+		now := time.Now()
 		for _, ev := range evs[seen:] {
 			d, _ := ev.Data.(string)
 			br.count[d]++
+			br.times = append(br.times, now)
 		}
 		br.mu.Unlock()
 		seen = len(evs)
