@@ -513,17 +513,11 @@ func (b *Backend) Replay(ctx context.Context, topics []string, lastEventID strin
 	if !any {
 		return nil, nil
 	}
-	cons, err := b.stream.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    subjects,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		MaxResetAttempts:  resetAttempts,
-		InactiveThreshold: consumerIdle,
-	})
+	cons, err := b.stream.OrderedConsumer(rctx, orderedConfig(subjects, after+1))
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: replay: %w", err)
 	}
-	defer b.js.DeleteConsumer(context.Background(), b.cfg.Stream, cons.CachedInfo().Name)
+	defer b.deleteConsumer(cons)
 	var out []broker.Message
 	for {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(b.cfg.RequestTimeout))
@@ -636,13 +630,7 @@ func (b *Backend) restartLocked(ctx context.Context) error {
 		}
 		slices.Sort(subjects)
 	}
-	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    subjects,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       b.pos + 1,
-		MaxResetAttempts:  resetAttempts,
-		InactiveThreshold: consumerIdle,
-	})
+	cons, err := b.stream.OrderedConsumer(ctx, orderedConfig(subjects, b.pos+1))
 	if err != nil {
 		return fmt.Errorf("natsbroker: starting live delivery: %w", err)
 	}
@@ -685,6 +673,18 @@ func (b *Backend) stopLocked() {
 // five minutes: an instance whose topics come and go would leave the
 // server a consumer per Watch, each filtered on every watched subject.)
 const consumerIdle = 30 * time.Second
+
+// orderedConfig configures an ordered consumer, live or a replay's, of
+// subjects from stream sequence start on.
+func orderedConfig(subjects []string, start uint64) jetstream.OrderedConsumerConfig {
+	return jetstream.OrderedConsumerConfig{
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		MaxResetAttempts:  resetAttempts,
+		InactiveThreshold: consumerIdle,
+	}
+}
 
 // deleteConsumer deletes a stopped consumer from the server, which would
 // keep it for consumerIdle otherwise.

@@ -12,6 +12,18 @@ import (
 	"github.com/echosse/echo-sse/internal/natstest"
 )
 
+// startServer starts a nats-server with JetStream, stopped when the test
+// ends.
+func startServer(t testing.TB) *natstest.Server {
+	t.Helper()
+	srv, err := natstest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
 // connect connects to url, closed when the test ends.
 func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
@@ -28,11 +40,7 @@ func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 // filtered on the topics watched, and taking every topic (more watched
 // than MaxFilterSubjects, here 1).
 func TestConformance(t *testing.T) {
-	srv, err := natstest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startServer(t)
 	for _, mode := range []struct {
 		name       string
 		maxFilters int

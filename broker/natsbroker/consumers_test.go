@@ -11,18 +11,13 @@ import (
 	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/broker/natsbroker"
 	"github.com/echosse/echo-sse/event"
-	"github.com/echosse/echo-sse/internal/natstest"
 )
 
 // Every Watch and Unwatch replaces the live consumer: the one replaced is
 // deleted from the server, which would otherwise keep it (filtered on
 // every subject watched then) long after.
 func TestReplacedConsumersDeleted(t *testing.T) {
-	srv, err := natstest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startServer(t)
 	nc := connect(t, "nats://"+srv.Addr)
 	b, err := natsbroker.New(nc, natsbroker.Config{Stream: "REPLACED", Subject: "replaced"})
 	if err != nil {
@@ -68,11 +63,7 @@ func TestReplacedConsumersDeleted(t *testing.T) {
 // replaces no consumer; with half as many watched or fewer, it filters
 // again.
 func TestUnfiltered(t *testing.T) {
-	srv, err := natstest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startServer(t)
 	nc := connect(t, "nats://"+srv.Addr)
 	b, err := natsbroker.New(nc, natsbroker.Config{Stream: "UNFILTERED", Subject: "unfiltered", MaxFilterSubjects: 2})
 	if err != nil {

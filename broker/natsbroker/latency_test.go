@@ -8,7 +8,6 @@ import (
 	"github.com/echosse/echo-sse/broker"
 	"github.com/echosse/echo-sse/broker/brokertest"
 	"github.com/echosse/echo-sse/broker/natsbroker"
-	"github.com/echosse/echo-sse/internal/natstest"
 )
 
 var latencyFull = flag.Bool("latency.full", false, "TestLatency: 1,000 subscribers instead of 100")
@@ -19,11 +18,7 @@ var latencyFull = flag.Bool("latency.full", false, "TestLatency: 1,000 subscribe
 // -v -run TestLatency ./broker/natsbroker -args -latency.full | grep
 // FIGURES).
 func TestLatency(t *testing.T) {
-	srv, err := natstest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startServer(t)
 	brokertest.RunLatency(t, brokertest.Harness{
 		New: func(t testing.TB, o brokertest.Options) broker.Config {
 			name := strings.NewReplacer("-", "_").Replace(o.Scope)

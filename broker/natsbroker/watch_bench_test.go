@@ -17,11 +17,7 @@ import (
 // the consumer takes every topic and a Watch replaces nothing (go test
 // -run '^$' -bench Watch -benchtime 20x ./broker/natsbroker).
 func BenchmarkWatch(b *testing.B) {
-	srv, err := natstest.Start(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Stop)
+	srv := startServer(b)
 	for _, c := range []struct {
 		mode       string
 		maxFilters int
