@@ -46,11 +46,15 @@ func TestClusterLeaderKill(t *testing.T) {
 		order := append(append([]string(nil), urls[i:]...), urls[:i]...)
 		nc := connect(t, strings.Join(order, ","), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 		var b *natsbroker.Backend
-		deadline := time.Now().Add(20 * time.Second)
-		for { // the cluster elects its JetStream meta leader first
+		// StartCluster waits for the meta leader; on a loaded machine
+		// JetStream can still answer 503 ("temporarily unavailable")
+		// for a while, as a CI run once did for 20 s. New is retried.
+		deadline := time.Now().Add(time.Minute)
+		for attempt := 1; ; attempt++ {
 			if b, err = natsbroker.New(nc, cfg); err == nil || time.Now().After(deadline) {
 				break
 			}
+			t.Logf("instance %d: New, attempt %d: %v", i, attempt, err)
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err != nil {

@@ -13,7 +13,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +64,9 @@ type Server struct {
 	Addr, URL string
 	// Name is the server's name in its cluster.
 	Name string
+	// Monitor is the monitoring port's host:port (its /healthz says
+	// whether JetStream is ready).
+	Monitor string
 
 	args []string
 	cmd  *exec.Cmd
@@ -85,16 +90,49 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newServer("single", port, dir)
+	monitor, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := newServer("single", port, monitor, dir)
 	return s, s.Start()
 }
 
-func newServer(name string, port int, dir string) *Server {
+func newServer(name string, port, monitor int, dir string) *Server {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	return &Server{
 		Addr: addr, URL: "nats://" + addr, Name: name,
-		log:  filepath.Join(dir, name+".log"),
-		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-n", name, "-js", "-sd", filepath.Join(dir, name), "-l", filepath.Join(dir, name+".log")},
+		Monitor: "127.0.0.1:" + strconv.Itoa(monitor),
+		log:     filepath.Join(dir, name+".log"),
+		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(monitor), "-n", name,
+			"-js", "-sd", filepath.Join(dir, name), "-l", filepath.Join(dir, name+".log")},
+	}
+}
+
+// Ready waits until the server's /healthz says JetStream is ready: in a
+// cluster, that a meta leader is elected and the server is current with
+// it. It gives up after timeout with the last answer and the log.
+func (s *Server) Ready(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		var last string
+		resp, err := client.Get("http://" + s.Monitor + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(s.log)
+			return fmt.Errorf("natstest: %s's JetStream not ready after %v: %s\n%s", s.Name, timeout, last, log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -102,14 +140,13 @@ func newServer(name string, port int, dir string) *Server {
 // stores under dir, and returns once each accepts connections and the
 // cluster has a JetStream meta leader (a stream can be created).
 func StartCluster(dir string) ([]*Server, error) {
-	var ports, routes [3]int
+	var ports, routes, monitors [3]int
 	for i := range 3 {
-		var err error
-		if ports[i], err = freePort(); err != nil {
-			return nil, err
-		}
-		if routes[i], err = freePort(); err != nil {
-			return nil, err
+		for _, p := range []*int{&ports[i], &routes[i], &monitors[i]} {
+			var err error
+			if *p, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	routeList := ""
@@ -121,7 +158,7 @@ func StartCluster(dir string) ([]*Server, error) {
 	}
 	var servers []*Server
 	for i := range 3 {
-		s := newServer("n"+strconv.Itoa(i+1), ports[i], dir)
+		s := newServer("n"+strconv.Itoa(i+1), ports[i], monitors[i], dir)
 		s.args = append(s.args, "--cluster_name", "echosse", "--cluster", "nats://127.0.0.1:"+strconv.Itoa(routes[i]), "--routes", routeList)
 		if err := s.Start(); err != nil {
 			for _, o := range servers {
@@ -131,8 +168,20 @@ func StartCluster(dir string) ([]*Server, error) {
 		}
 		servers = append(servers, s)
 	}
+	// Electing the meta leader can take a while on a loaded machine.
+	for _, s := range servers {
+		if err := s.Ready(clusterReady); err != nil {
+			for _, o := range servers {
+				o.Stop()
+			}
+			return nil, err
+		}
+	}
 	return servers, nil
 }
+
+// clusterReady bounds how long StartCluster waits for JetStream.
+const clusterReady = time.Minute
 
 // Start starts the server again after Stop or Kill, with the same port
 // and store, and returns once it accepts connections.
