@@ -35,6 +35,17 @@ func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
+// newBackend opens a backend on nc with cfg, closed when the test ends.
+func newBackend(t testing.TB, nc *nats.Conn, cfg natsbroker.Config) *natsbroker.Backend {
+	t.Helper()
+	b, err := natsbroker.New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 // The backend on one JetStream server passes the conformance suite, the
 // fault cases through a TCP proxy included: with its live consumer
 // filtered on the topics watched, and taking every topic (more watched

@@ -19,11 +19,7 @@ import (
 func TestReplacedConsumersDeleted(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, "nats://"+srv.Addr)
-	b, err := natsbroker.New(nc, natsbroker.Config{Stream: "REPLACED", Subject: "replaced"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := newBackend(t, nc, natsbroker.Config{Stream: "REPLACED", Subject: "replaced"})
 	if _, err := b.Start(func(broker.Message) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +61,7 @@ func TestReplacedConsumersDeleted(t *testing.T) {
 func TestUnfiltered(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, "nats://"+srv.Addr)
-	b, err := natsbroker.New(nc, natsbroker.Config{Stream: "UNFILTERED", Subject: "unfiltered", MaxFilterSubjects: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := newBackend(t, nc, natsbroker.Config{Stream: "UNFILTERED", Subject: "unfiltered", MaxFilterSubjects: 2})
 	got := make(chan broker.Message, 100)
 	if _, err := b.Start(func(m broker.Message) { got <- m }); err != nil {
 		t.Fatal(err)

@@ -31,11 +31,7 @@ func BenchmarkWatch(b *testing.B) {
 func benchmarkWatch(b *testing.B, srv *natstest.Server, mode string, maxFilters, n int) {
 	b.Run(fmt.Sprintf("%s/watched=%d", mode, n), func(b *testing.B) {
 		name := fmt.Sprintf("watch_%s_%d", mode, n)
-		be, err := natsbroker.New(connect(b, "nats://"+srv.Addr), natsbroker.Config{Stream: "W" + name, Subject: name, MaxFilterSubjects: maxFilters})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer be.Close()
+		be := newBackend(b, connect(b, "nats://"+srv.Addr), natsbroker.Config{Stream: "W" + name, Subject: name, MaxFilterSubjects: maxFilters})
 		if _, err := be.Start(func(broker.Message) {}); err != nil {
 			b.Fatal(err)
 		}
