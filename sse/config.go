@@ -32,7 +32,10 @@ type Config struct {
 	// router (55 s), CloudFront's origin response timeout (30 s) and
 	// Cloudflare (100 s). Behind nginx with its defaults, a stream pinged
 	// every 60 seconds (koa-sse-stream's default) is cut after 60 s of
-	// idleness. A negative value turns heartbeats off.
+	// idleness. A heartbeat comes after between 7/8 of PingInterval and
+	// all of it without a write: one goroutine per Server looks at its
+	// streams every eighth of it, so an idle stream needs no timer. A
+	// negative value turns heartbeats off.
 	// Optional. Default value 25 seconds.
 	PingInterval time.Duration
 
@@ -130,7 +133,12 @@ type Config struct {
 	// fresh, pumps it; net/http's read and write buffers, its background
 	// reader and the request's header go away. On Linux one goroutine
 	// for all such connections learns from epoll that a client left;
-	// elsewhere a goroutine of the stream's own, blocked in a read.
+	// elsewhere a goroutine of the stream's own, blocked in a read. A
+	// stream idle for 200 ms then parks: its pump's goroutine ends, and
+	// one goroutine for every 16 parked streams waits on their channels
+	// and starts a pump again when an event comes, or a heartbeat, the
+	// client's leaving or the stream's end (an idle stream then costs
+	// about 6 KiB in all, against about 25 KiB on net/http's path).
 	// Over HTTP/2, for HEAD requests and behind a middleware that wraps
 	// the writer (Echo's Gzip), the stream stays on net/http's path by
 	// itself. A logger or metrics middleware sees the request end, with

@@ -55,3 +55,17 @@ var door = doortest.Door{
 func TestDoor(t *testing.T) { doortest.Run(t, door) }
 
 func TestDoorTakeover(t *testing.T) { doortest.RunTakeover(t, door) }
+
+// TestDoorParked runs the suite with taken-over streams that park as soon
+// as they are idle (at the sweeper's next tick, a millisecond on), so that
+// the stream of every case parks, and starts again, between its events.
+func TestDoorParked(t *testing.T) {
+	sse.SetParkAfter(t, 0)
+	before := sse.Parks()
+	doortest.RunTakeover(t, door)
+	parks := sse.Parks() - before
+	t.Logf("%d parks", parks)
+	if parks < 20 {
+		t.Errorf("streams parked %d times in the suite, want at least 20", parks)
+	}
+}

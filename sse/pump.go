@@ -11,6 +11,8 @@ import (
 	"log"
 	"runtime/debug"
 	"time"
+
+	"github.com/echosse/echo-sse/event"
 )
 
 // pumpDelay is how long a handler may run after Open before its stream
@@ -26,39 +28,56 @@ func (s *Stream) pumpWhileHandlerRuns() {
 		s.mu.Unlock()
 		return
 	}
-	s.parked = make(chan struct{})
+	s.pumper = make(chan struct{})
 	s.mu.Unlock()
-	defer close(s.parked)
-	if err, handedOff := s.pump(true); !handedOff {
+	defer close(s.pumper)
+	if err, handedOff := s.pump(true, pending{}); !handedOff && err != errParked {
 		s.ended = true
 		s.finish(err)
 	}
 }
 
-// poke wakes the pump, unless a wake-up is pending already.
+// poke wakes the pump, unless a wake-up is pending already; a parked
+// stream's group starts a pump (park.go).
 func (s *Stream) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	if old := s.state.Or(wokenBit); old == parkedBit {
+		s.group.release(s)
+	}
 }
 
-// onTimer runs when the timer fires: time for a heartbeat, or to give the
-// compressor back.
+// onTimer runs when a compressed stream's timer fires: time for a
+// heartbeat, or to give the compressor back.
 func (s *Stream) onTimer() {
 	s.tick.Store(true)
 	s.poke()
 }
 
-// pump writes what arrives on the channel until the stream ends, or, in the
-// pump goroutine (inGoroutine), until the handler has returned; it returns why
-// the stream ended, or handedOff.
-func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
+// pending is an event a parked stream's group received for the pump.
+type pending struct {
+	ev      event.Event
+	ok, has bool
+}
+
+// pump writes what arrives on the channel (first the event first holds,
+// if any) until the stream ends, or, in the pump goroutine (inGoroutine),
+// until the handler has returned; it returns why the stream ended, or
+// handedOff, or errParked: the stream parked, and its goroutine must
+// return at once.
+func (s *Stream) pump(inGoroutine bool, first pending) (err error, handedOff bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			err, handedOff = s.recovered(r), false
 		}
 	}()
+	if first.has {
+		if err := s.batch(first.ev, first.ok); err != nil {
+			return err, false
+		}
+	}
 	// The request's context is done when the client is gone. A stream
 	// that took its connection over watches the connection instead (and
 	// saves the context's Done channel).
@@ -72,9 +91,13 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 			if err := s.batch(ev, ok); err != nil {
 				return err, false
 			}
+			if s.detached.Load() {
+				s.list()
+			}
 		case <-reqDone:
 			return s.clientGone(), false
 		case <-s.wake:
+			s.state.And(^uint32(wokenBit))
 			if s.conn != nil && s.gone.Load() {
 				return s.clientGone(), false
 			}
@@ -92,17 +115,28 @@ func (s *Stream) pump(inGoroutine bool) (err error, handedOff bool) {
 			if inGoroutine && s.handOff.Load() {
 				return nil, true
 			}
-			if !s.tick.Swap(false) {
-				continue
+			idle := s.parkReq.Swap(false)
+			if s.tick.Swap(false) {
+				switch {
+				case s.release:
+					s.idle()
+					idle = true // nothing written for CompressIdle
+				case s.beatDue(time.Since(epoch)):
+					// Due (the sweeper may have looked just before an
+					// event was written).
+					if err := s.writeControl(s.srv.pingFrame); err != nil {
+						return err, false
+					}
+					s.srv.counters.pings.Add(1)
+					idle = true // nothing but a heartbeat for PingInterval
+				}
 			}
-			if s.release {
-				s.idle()
-				continue
+			if idle && s.detached.Load() {
+				if s.park() {
+					return errParked, false
+				}
+				s.list() // not now: the sweeper asks again
 			}
-			if err := s.writeControl(s.srv.pingFrame); err != nil {
-				return err, false
-			}
-			s.srv.counters.pings.Add(1)
 		}
 	}
 }

@@ -32,7 +32,8 @@ type Server struct {
 	openFrame  []byte       // written when a stream opens: Config.Retry's field, if set
 	closeFrame []byte       // written when the sender closes its channel
 	pingFrame  []byte       // written when a stream has been idle
-	servers    servers      // open streams by http.Server, for Shutdown and Stats
+	servers    servers      // open streams by http.Server, for Shutdown, Stats and the sweeper
+	sweeper    sweeper      // heartbeats and parking (idle.go)
 	counters   *Counters    // Config.Counters, or the Server's own
 	// compressors are lent to compressed streams; nil unless Config.Compress.
 	compressors *compressorPool
@@ -50,6 +51,7 @@ func newServer(config Config, hooks door.Hooks) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{cfg: cfg, hooks: hooks, counters: cfg.Counters}
+	srv.sweeper.wake = make(chan struct{}, 1)
 	if srv.counters == nil {
 		srv.counters = new(Counters)
 	}
@@ -216,13 +218,15 @@ func (srv *Server) open(w http.ResponseWriter, r *http.Request, o *door.Options)
 		// Before the stream is tracked: Stats reads it.
 		s.gz = &gzipStream{w: out, pool: srv.compressors}
 	}
-	srv.servers.track(s, r)
-	if srv.cfg.PingInterval > 0 || gz {
+	if gz {
+		// Heartbeats of the others come from the sweeper (idle.go).
 		s.timer = time.AfterFunc(srv.cfg.PingInterval, s.onTimer)
 		if srv.cfg.PingInterval <= 0 {
 			s.timer.Stop()
 		}
 	}
+	srv.servers.track(s, r)
+	srv.sweep()
 
 	// The server's WriteTimeout would cut the stream; per-write deadlines
 	// replace it. A writer that cannot set deadlines (a recorder) is fine.

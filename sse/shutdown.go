@@ -29,12 +29,10 @@ type serverStreams struct {
 // track adds s to the set of its server's streams, registering a shutdown
 // hook the first time it sees the server. A stream opened while its server
 // is shutting down ends at once. Requests served without an http.Server
-// in their context are not tracked.
+// in their context (a test's handler called directly) share a set that
+// no shutdown ends, which the sweeper walks as it does the others.
 func (ss *servers) track(s *Stream, r *http.Request) {
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	if srv == nil {
-		return
-	}
 	ss.mu.Lock()
 	set := ss.all[srv]
 	if set == nil {
@@ -43,7 +41,9 @@ func (ss *servers) track(s *Stream, r *http.Request) {
 		}
 		set = &serverStreams{streams: make(map[*Stream]struct{})}
 		ss.all[srv] = set
-		srv.RegisterOnShutdown(set.shutdown)
+		if srv != nil {
+			srv.RegisterOnShutdown(set.shutdown)
+		}
 	}
 	ss.mu.Unlock()
 

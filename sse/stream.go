@@ -46,15 +46,22 @@ type Stream struct {
 	returned bool          // Wait was called: the handler is returning; no pump goroutine will start
 	done     chan struct{} // Done's channel, made when first asked for
 	afters   *afterFunc    // see AfterFunc, the last registered first; nil once the context is cancelled
-	parked   chan struct{} // closed when the pump goroutine, if one ran, has stopped
+	pumper   chan struct{} // closed when the pump goroutine, if one ran, has stopped
 	starter  *time.Timer   // starts the pump goroutine if the handler is still running
 
 	// wake tells the pump to look at the flags below and at the context:
 	// one channel for every reason but events and the client leaving, so
-	// that an idle pump waits on three channels.
-	wake    chan struct{} // capacity 1
-	tick    atomic.Bool   // the timer fired
-	handOff atomic.Bool   // the handler has returned: the pump goroutine hands over
+	// that an idle pump waits on three channels. A parked stream (park.go)
+	// has no pump: poke tells its group instead.
+	wake     chan struct{} // capacity 1
+	state    atomic.Uint32 // parkedBit, wokenBit: see park.go
+	tick     atomic.Bool   // time for a heartbeat (the sweeper or the timer), or to give the compressor back
+	handOff  atomic.Bool   // the handler has returned: the pump goroutine hands over
+	detached atomic.Bool   // a taken-over stream whose handler has returned: it may park
+	listed   atomic.Bool   // in the sweeper's candidates to park
+	parkReq  atomic.Bool   // the sweeper asks the pump to park
+	wrote    atomic.Int64  // when the last write began, since epoch
+	group    *parkGroup    // the group the stream parked with last
 
 	refill atomic.Pointer[func()] // see SetRefill; nil unless set
 
@@ -67,13 +74,12 @@ type Stream struct {
 	tag     any           // the door's, for its error handler
 	out     io.Writer     // what the stream writes through: the response, or the connection taken over
 	rc      *http.ResponseController
-	timer   *time.Timer    // heartbeat and compressor release (sets tick); nil when neither is on
+	timer   *time.Timer    // a compressed stream's heartbeat and compressor release (sets tick); nil if not compressed
 	gz      *gzipStream    // nil unless the stream compresses
 	due     time.Time      // the write deadline set last; zero when none
 	stall   *stallGuard    // over HTTP/2, ends a connection that takes no bytes (h2.go)
 	server  *serverStreams // the set this stream is in, if any
 	opened  time.Duration  // when Open opened it, since epoch
-	wrote   time.Duration  // when the last write began, since epoch
 	counts  streamCounts   // what it wrote, for Stats
 	conn    net.Conn       // the connection, taken over (Config.Takeover); nil if not
 	watched chan struct{}  // closed when the taken-over connection's reader has stopped; nil when the poller watches it
@@ -265,7 +271,7 @@ func (s *Stream) Wait() error {
 	}
 	starter := s.starter
 	s.starter = nil
-	parked := s.parked
+	pumper := s.pumper
 	s.mu.Unlock()
 	if starter != nil {
 		starter.Stop()
@@ -274,19 +280,22 @@ func (s *Stream) Wait() error {
 		// A taken-over connection is not net/http's: the handler's
 		// goroutine, with its deep stack, need not stay. The pump
 		// goroutine, if one runs, goes on; else one starts.
-		if parked == nil {
-			go s.pumpDetached()
+		s.detached.Store(true)
+		if pumper == nil {
+			go s.pumpDetached(pending{})
+		} else {
+			s.list() // the pump goroutine goes on, and parks once idle
 		}
 		return s.Err()
 	}
-	if parked != nil {
+	if pumper != nil {
 		s.handOff.Store(true)
 		s.poke()
-		<-parked
+		<-pumper
 	}
 	if !s.ended {
 		s.poke() // whatever the pump goroutine left unseen
-		err, _ := s.pump(false)
+		err, _ := s.pump(false, pending{})
 		s.finish(err)
 	}
 	return s.Err()
@@ -343,9 +352,10 @@ func (s *Stream) finish(reason error) {
 	// The slot is free before a taken-over connection closes: the
 	// client, which learns of the end from the close, may come back at
 	// once.
-	s.srv.clients.Add(-1)
+	open := s.srv.clients.Add(-1)
 	s.closeConn()
 	s.untrack()
+	s.srv.ended(open)
 	s.cancel(reasonOf(reason, EndClientGone), reason)
 	s.mu.Lock()
 	s.srv.counters.fold(s, s.reason)

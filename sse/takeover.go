@@ -151,10 +151,12 @@ func (s *Stream) closeConn() {
 }
 
 // pumpDetached pumps a taken-over stream, whose handler has returned,
-// until it ends.
-func (s *Stream) pumpDetached() {
-	err, _ := s.pump(false)
-	s.finish(err)
+// from first, if it holds an event, until it ends or parks.
+func (s *Stream) pumpDetached(first pending) {
+	s.list() // parks once idle
+	if err, _ := s.pump(false, first); err != errParked {
+		s.finish(err)
+	}
 }
 
 // leanRequest is what a taken-over stream keeps of its request once the

@@ -60,11 +60,11 @@ func (s *Stream) writeControl(b []byte) error {
 func (s *Stream) deadline() {
 	wt := s.srv.cfg.WriteTimeout
 	if wt <= 0 {
-		s.wrote = time.Since(epoch)
+		s.wrote.Store(int64(time.Since(epoch)))
 		return
 	}
 	now := time.Now()
-	s.wrote = now.Sub(epoch)
+	s.wrote.Store(int64(now.Sub(epoch)))
 	if s.due.Sub(now) >= wt-wt/8 {
 		return
 	}
@@ -76,7 +76,8 @@ func (s *Stream) deadline() {
 }
 
 // flush flushes what was written, n bytes of event stream, within the
-// deadline its write set, counts them, and restarts the heartbeat wait.
+// deadline its write set, counts them, and restarts a compressed stream's
+// timer (the sweeper reads when the others last wrote).
 func (s *Stream) flush(n int) error {
 	err := s.flushOut()
 	s.timeFlush()
@@ -104,7 +105,8 @@ func (s *Stream) flush(n int) error {
 		s.due = time.Time{}
 	}
 	switch {
-	case s.gz != nil && s.gz.c != nil:
+	case s.gz == nil:
+	case s.gz.c != nil:
 		s.release = true
 		s.timer.Reset(s.srv.cfg.CompressIdle)
 		s.tick.Store(false)
@@ -164,4 +166,4 @@ func (s *Stream) endGzip(reason error) {
 
 // timeFlush counts a flush, or a write that failed, as taking the time
 // since the last write began.
-func (s *Stream) timeFlush() { s.flushed(time.Since(epoch) - s.wrote) }
+func (s *Stream) timeFlush() { s.flushed(time.Since(epoch) - time.Duration(s.wrote.Load())) }

@@ -1,0 +1,175 @@
+package sse
+
+// This file owns what a Server does for its idle streams: one goroutine,
+// the sweeper, runs while the Server has a stream open. At least every
+// PingInterval/8 it pokes each stream idle for 7/8 of PingInterval to
+// write a heartbeat, so that none is silent for longer than PingInterval,
+// with no timer per stream (a compressed stream keeps one, which also
+// tells it when to give its compressor back); and every tick it asks each
+// taken-over stream idle for parkAfter to park (park.go).
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// parkAfter is how long a taken-over stream whose handler has returned
+// stays idle before its pump's goroutine gives way to a parking group's
+// (park.go), as a time.Duration. Atomic only for tests, which change it.
+var parkAfter atomic.Int64
+
+func init() { parkAfter.Store(int64(200 * time.Millisecond)) }
+
+// sweeper is a Server's sweeper goroutine and the streams it may park.
+type sweeper struct {
+	mu      sync.Mutex
+	running bool
+	wake    chan struct{} // capacity 1: the last stream ended
+	idle    []*Stream     // taken-over streams that may park: see list
+	keep    []*Stream     // the next tick's idle, reused
+}
+
+// sweepEvery returns how often the sweeper of srv ticks, or 0 if it
+// need not run: its streams neither send heartbeats nor take connections
+// over.
+func (srv *Server) sweepEvery() time.Duration {
+	beats, parks := srv.cfg.PingInterval > 0, srv.cfg.Takeover
+	if !beats && !parks {
+		return 0
+	}
+	d := time.Duration(math.MaxInt64)
+	if beats {
+		d = srv.cfg.PingInterval / 8
+	}
+	if parks {
+		d = min(d, time.Duration(parkAfter.Load())/2)
+	}
+	return max(d, time.Millisecond)
+}
+
+// sweep starts the sweeper, unless it runs already; a stream has opened.
+func (srv *Server) sweep() {
+	every := srv.sweepEvery()
+	if every == 0 {
+		return
+	}
+	sw := &srv.sweeper
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if !sw.running {
+		sw.running = true
+		go srv.runSweeper(every)
+	}
+}
+
+// runSweeper ticks until the Server has no stream open.
+func (srv *Server) runSweeper(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	pi := srv.cfg.PingInterval
+	// A heartbeat is due after 7/8 of PingInterval idle, and streams are
+	// walked at least every 1/8 of it: no stream stays idle for longer
+	// than PingInterval.
+	walkEvery := 0
+	if pi > 0 {
+		walkEvery = max(int(pi/8/every), 1)
+	}
+	for tick := 1; ; tick++ {
+		select {
+		case <-t.C:
+		case <-srv.sweeper.wake:
+		}
+		if srv.sweeperDone() {
+			return
+		}
+		now := time.Since(epoch)
+		if walkEvery > 0 && tick%walkEvery == 0 {
+			srv.servers.each(func(s *Stream) {
+				if s.gz == nil && s.beatDue(now) {
+					s.tick.Store(true)
+					s.poke()
+				}
+			})
+		}
+		srv.parkIdle(now)
+	}
+}
+
+// beatDue reports whether s, idle since it last wrote, is due for a
+// heartbeat at now.
+func (s *Stream) beatDue(now time.Duration) bool {
+	pi := s.srv.cfg.PingInterval
+	return pi > 0 && now-time.Duration(s.wrote.Load()) >= pi-pi/8
+}
+
+// sweeperDone reports whether the sweeper stops: no stream is open. A
+// stream that opens after counts itself in before it calls sweep, which
+// then starts a new one.
+func (srv *Server) sweeperDone() bool {
+	sw := &srv.sweeper
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if srv.clients.Load() > 0 {
+		return false
+	}
+	sw.running = false
+	clear(sw.idle)
+	sw.idle = sw.idle[:0]
+	return true
+}
+
+// ended tells the sweeper that a stream ended, leaving open streams in
+// all: with none, it stops.
+func (srv *Server) ended(open int64) {
+	if open == 0 {
+		select {
+		case srv.sweeper.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// list makes the taken-over stream s, whose handler has returned and
+// which has just written, a candidate to park once idle, unless it is
+// one already.
+func (s *Stream) list() {
+	if s.listed.Load() || !s.listed.CompareAndSwap(false, true) {
+		return
+	}
+	sw := &s.srv.sweeper
+	sw.mu.Lock()
+	sw.idle = append(sw.idle, s)
+	sw.mu.Unlock()
+}
+
+// parkIdle asks every candidate idle for parkAfter at now to park, and
+// keeps the others for the next tick.
+func (srv *Server) parkIdle(now time.Duration) {
+	sw := &srv.sweeper
+	sw.mu.Lock()
+	idle, keep := sw.idle, sw.keep[:0]
+	sw.idle = nil
+	sw.mu.Unlock()
+	after := time.Duration(parkAfter.Load())
+	for _, s := range idle {
+		switch {
+		case s.finished.Load() || s.state.Load()&parkedBit != 0:
+			s.listed.Store(false)
+		case now-time.Duration(s.wrote.Load()) >= after:
+			s.listed.Store(false)
+			s.parkReq.Store(true)
+			s.poke()
+		default:
+			keep = append(keep, s)
+		}
+	}
+	clear(idle)
+	sw.mu.Lock()
+	// Candidates listed during the walk join the ones kept.
+	keep = append(keep, sw.idle...)
+	clear(sw.idle)
+	sw.idle, sw.keep = keep, idle[:0]
+	sw.mu.Unlock()
+}
