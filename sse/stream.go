@@ -253,8 +253,9 @@ func (s *Stream) Err() error {
 // waits for the stream to end.
 //
 // A stream that took its connection over (Config.Takeover) is not
-// net/http's any more: Wait hands it to a goroutine of its own, if none
-// pumps it yet, and returns nil at once, while the stream goes on.
+// net/http's any more: Wait returns nil at once, while the stream goes
+// on, pumped by a goroutine of its own when it has something to write,
+// and parked, with none, when it has not.
 func (s *Stream) Wait() error {
 	s.mu.Lock()
 	if s.returned {
@@ -279,12 +280,16 @@ func (s *Stream) Wait() error {
 	if s.conn != nil {
 		// A taken-over connection is not net/http's: the handler's
 		// goroutine, with its deep stack, need not stay. The pump
-		// goroutine, if one runs, goes on; else one starts.
+		// goroutine, if one runs, goes on; else the stream parks.
 		s.detached.Store(true)
-		if pumper == nil {
-			go s.pumpDetached(pending{})
-		} else {
+		switch {
+		case pumper != nil:
 			s.list() // the pump goroutine goes on, and parks once idle
+		case !s.park():
+			// Events are queued, or it was poked: a pump goroutine
+			// sees to them. Else the stream parked at once, and it
+			// gets a pump goroutine when something comes.
+			go s.pumpDetached(pending{})
 		}
 		return s.Err()
 	}
