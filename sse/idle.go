@@ -69,12 +69,15 @@ func (srv *Server) runSweeper(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	pi := srv.cfg.PingInterval
-	// A heartbeat is due after 7/8 of PingInterval idle, and streams are
-	// walked at least every 1/8 of it: no stream stays idle for longer
-	// than PingInterval.
+	// Streams are walked every walk, at most PingInterval/8, and a
+	// heartbeat is due after PingInterval-walk idle: no stream stays
+	// idle for longer than PingInterval, and none gets a heartbeat
+	// before 7/8 of it (see beatDue).
 	walkEvery := 0
+	var due time.Duration
 	if pi > 0 {
 		walkEvery = max(int(pi/8/every), 1)
+		due = pi - time.Duration(walkEvery)*every
 	}
 	for tick := 1; ; tick++ {
 		select {
@@ -87,7 +90,7 @@ func (srv *Server) runSweeper(every time.Duration) {
 		now := time.Since(epoch)
 		if walkEvery > 0 && tick%walkEvery == 0 {
 			srv.servers.each(func(s *Stream) {
-				if s.gz == nil && s.beatDue(now) {
+				if s.gz == nil && now-time.Duration(s.wrote.Load()) >= due {
 					s.tick.Store(true)
 					s.poke()
 				}
@@ -97,8 +100,8 @@ func (srv *Server) runSweeper(every time.Duration) {
 	}
 }
 
-// beatDue reports whether s, idle since it last wrote, is due for a
-// heartbeat at now.
+// beatDue reports whether s, idle since it last wrote, may get a
+// heartbeat at now: it has been idle for 7/8 of PingInterval.
 func (s *Stream) beatDue(now time.Duration) bool {
 	pi := s.srv.cfg.PingInterval
 	return pi > 0 && now-time.Duration(s.wrote.Load()) >= pi-pi/8
