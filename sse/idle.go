@@ -89,15 +89,21 @@ func (srv *Server) runSweeper(every time.Duration) {
 		}
 		now := time.Since(epoch)
 		if walkEvery > 0 && tick%walkEvery == 0 {
-			srv.servers.each(func(s *Stream) {
-				if s.gz == nil && now-time.Duration(s.wrote.Load()) >= due {
-					s.tick.Store(true)
-					s.poke()
-				}
-			})
+			srv.beat(now, due)
 		}
 		srv.parkIdle(now)
 	}
+}
+
+// beat pokes every stream without a timer of its own that has not
+// written for due at now, to write a heartbeat.
+func (srv *Server) beat(now, due time.Duration) {
+	srv.servers.each(func(s *Stream) {
+		if s.gz == nil && now-time.Duration(s.wrote.Load()) >= due {
+			s.tick.Store(true)
+			s.poke()
+		}
+	})
 }
 
 // beatDue reports whether s, idle since it last wrote, may get a

@@ -369,9 +369,21 @@ func (ss *servers) each(f func(s *Stream)) {
 	ss.mu.Unlock()
 	for _, set := range sets {
 		set.mu.Lock()
+		n := 0
 		for s := range set.streams {
 			f(s)
+			if n++; n%eachRun == 0 {
+				// Let streams open and end meanwhile: a walk of a
+				// million takes about 150 ms. The map may change
+				// under the range; a stream that leaves is not seen
+				// after, one that comes may or may not be.
+				set.mu.Unlock()
+				set.mu.Lock()
+			}
 		}
 		set.mu.Unlock()
 	}
 }
+
+// eachRun is how many streams each sees at a time with their set locked.
+const eachRun = 256
