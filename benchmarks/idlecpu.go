@@ -36,7 +36,7 @@ func idleCPUScenario(o options) *scenario {
 		Title: fmt.Sprintf("Idle CPU, %d idle streams with a heartbeat every %v", o.IdleCPUClients, o.Heartbeat),
 		Notes: []string{
 			fmt.Sprintf("The streams held open with no event, each sent a heartbeat comment every %v: the server's CPU time (getrusage) over %v once every stream is open and has had its first heartbeat, per stream and second; the clients count the heartbeats they received over the same window (about %.3g per stream-second expected; \"fewest\" is the stream that got the fewest).", o.Heartbeat, o.IdleCPUWindow, float64(time.Second)/float64(o.Heartbeat)),
-			"raw writes the heartbeat from its handler on a time.Ticker of its own, per connection (what a hand-written net/http SSE server does); echosse and its doors with Config.PingInterval, the timer their streams have anyway; echosse-takeover with Config.Takeover on as well (one shallow goroutine pumps a taken-over stream, one epoll poller watches the connections).",
+			"raw writes the heartbeat from its handler on a time.Ticker of its own, per connection (what a hand-written net/http SSE server does); echosse and its doors with Config.PingInterval, from the Server's sweeper goroutine; echosse-takeover with Config.Takeover on as well (its idle streams park, with no goroutine of their own: each heartbeat starts a pump goroutine, which writes it and parks the stream again; one epoll poller watches the connections).",
 		},
 		Variants: variants(false, idleCPUServers...),
 		Reps:     o.HeavyReps,
