@@ -105,9 +105,7 @@ func TestParkedStreams(t *testing.T) {
 	for _, s := range streams[gone:] {
 		close(s.C)
 	}
-	for _, c := range conns[gone:] {
-		readUntil(t, c, "event: close\ndata:\n\n")
-	}
+	readClose(t, conns[gone:]...)
 	waitUntil(t, "the groups to stop", func() bool { _, g := sse.Parked(); return g == 0 })
 }
 
@@ -128,9 +126,7 @@ func TestParkedShutdown(t *testing.T) {
 	if err := ts.Config.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range conns {
-		readUntil(t, c, "event: close\ndata:\n\n")
-	}
+	readClose(t, conns...)
 }
 
 // TestParkStress: streams that park at every pause (the sweeper's tick, a

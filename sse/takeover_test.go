@@ -185,6 +185,14 @@ func readUntil(t *testing.T, conn net.Conn, want string) {
 	}
 }
 
+// readClose reads from each of conns until the close event.
+func readClose(t *testing.T, conns ...net.Conn) {
+	t.Helper()
+	for _, c := range conns {
+		readUntil(t, c, "event: close\ndata:\n\n")
+	}
+}
+
 // TestTakeoverGoroutines: the handler's goroutine of a taken-over stream
 // returns at once, and n streams add at most n goroutines and the
 // poller's one (idle, they park: see TestParkedStreams).
@@ -236,9 +244,7 @@ func TestTakeoverGoroutines(t *testing.T) {
 	for _, s := range streams {
 		close(s.C)
 	}
-	for _, c := range conns {
-		readUntil(t, c, "event: close\ndata:\n\n")
-	}
+	readClose(t, conns...)
 }
 
 // TestTakeoverIdleStreamHeap: n idle taken-over streams whose handlers
@@ -326,9 +332,7 @@ func TestTakeoverIdleStreamHeap(t *testing.T) {
 		close(s.C)
 	}
 	mu.Unlock()
-	for _, c := range conns {
-		readUntil(t, c, "event: close\ndata:\n\n")
-	}
+	readClose(t, conns...)
 }
 
 // TestTakeoverErrorHandlerAfterReturn: an error reported once the handler
@@ -550,9 +554,7 @@ func TestTakeoverShutdownWait(t *testing.T) {
 			t.Errorf("Err = %v once Wait returned, want ErrShutdown", s.Err())
 		}
 	}
-	for _, c := range conns {
-		readUntil(t, c, "event: close\ndata:\n\n")
-	}
+	readClose(t, conns...)
 	if err := <-served; err != http.ErrServerClosed {
 		t.Fatalf("Serve = %v", err)
 	}
