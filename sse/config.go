@@ -137,8 +137,9 @@ type Config struct {
 	// stream idle for 200 ms then parks: its pump's goroutine ends, and
 	// one goroutine for every 16 parked streams waits on their channels
 	// and starts a pump again when an event comes, or a heartbeat, the
-	// client's leaving or the stream's end (an idle stream then costs
-	// about 6 KiB in all, against about 25 KiB on net/http's path).
+	// client's leaving or the stream's end (an idle stream subscribed to
+	// a broker then costs about 6.4 KiB of memory in all, against 27 KiB
+	// on net/http's path: the benchmarks module's B1).
 	// Over HTTP/2, for HEAD requests and behind a middleware that wraps
 	// the writer (Echo's Gzip), the stream stays on net/http's path by
 	// itself. A logger or metrics middleware sees the request end, with

@@ -3,7 +3,7 @@ package sse
 // This file owns the pump: the one goroutine at a time that reads the
 // stream's channel and writes to the response, first a goroutine of its
 // own while the handler runs, then the handler's goroutine in Wait; what
-// wakes it (events, the client leaving, the timer, cancellation); and what
+// wakes it (events, the client leaving, heartbeats, cancellation); and what
 // it does when code it calls panics.
 
 import (

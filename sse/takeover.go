@@ -2,10 +2,10 @@ package sse
 
 // This file owns Config.Takeover: taking an HTTP/1.x connection away from
 // net/http once a stream opens, writing the response head, handing the
-// stream to a goroutine of its own when the handler returns, and learning
-// that the client left without net/http's background reader: from the
-// shared poller (poll_linux.go), or else from a goroutine of the stream's
-// own blocked in a read.
+// stream to a goroutine of its own, or parking it (park.go), when the
+// handler returns, and learning that the client left without net/http's
+// background reader: from the shared poller (poll_linux.go), or else from
+// a goroutine of the stream's own blocked in a read.
 
 import (
 	"bytes"
