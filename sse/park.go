@@ -79,6 +79,7 @@ func (s *Stream) park() bool {
 		parkers.give(g)
 		return false
 	}
+	s.srv.counters.parked.Add(1)
 	g.mu.Lock()
 	g.adds = append(g.adds, s)
 	g.mu.Unlock()
@@ -202,6 +203,7 @@ func (g *parkGroup) leave(i int, first pending) {
 // resume starts a pump goroutine for s, which has left g.
 func (g *parkGroup) resume(s *Stream, first pending) {
 	s.state.And(^uint32(parkedBit | wokenBit)) // a poke's wake-up is in s.wake
+	s.srv.counters.parked.Add(-1)
 	parkers.give(g)
 	go s.pumpDetached(first)
 }

@@ -46,7 +46,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // TestParkedStreams: idle taken-over streams park, n streams in
-// ceil(n/16) groups, with no goroutine of their own; parked, they get
+// ceil(n/16) groups, with no goroutine of their own, and Stats counts
+// them; parked, they get
 // their heartbeats, their events, and the close event, and a client that
 // leaves frees its slot at once.
 func TestParkedStreams(t *testing.T) {
@@ -63,7 +64,7 @@ func TestParkedStreams(t *testing.T) {
 		streams[i] = <-opened
 	}
 	groups := (n + 15) / 16
-	parked := func() bool { p, g := sse.Parked(); return p == n && g == groups }
+	parked := func() bool { p, g := sse.Parked(); return p == n && g == groups && srv.Stats().Parked == n }
 	waitUntil(t, fmt.Sprintf("%d streams parked in %d groups", n, groups), parked)
 	// The groups, the poller and the sweeper; net/http's connection
 	// goroutines end just after their handlers.
@@ -107,6 +108,9 @@ func TestParkedStreams(t *testing.T) {
 	}
 	readClose(t, conns[gone:]...)
 	waitUntil(t, "the groups to stop", func() bool { _, g := sse.Parked(); return g == 0 })
+	if p := srv.Stats().Parked; p != 0 {
+		t.Errorf("Stats.Parked is %d once every stream has ended, want 0", p)
+	}
 }
 
 // TestParkedShutdown: the streams of a server that shuts down while they

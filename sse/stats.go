@@ -94,12 +94,17 @@ func reasonOf(err error, otherwise EndReason) EndReason {
 }
 
 // Stats are what the streams of a [Server] did, as [Server.Stats] and
-// [Counters.Stats] read them. The fields but Open and Compressors are
+// [Counters.Stats] read them. The fields but Open, Parked and Compressors are
 // counters: they only grow, from the Server's creation on (or the
 // Counters' first use), and never go back from one read to the next.
 type Stats struct {
 	// Open is the number of streams open now.
 	Open int64
+
+	// Parked is the number of open streams parked now: taken over
+	// (Config.Takeover), idle, and with no goroutine of their own; a
+	// goroutine for every 16 of them waits on their channels.
+	Parked int64
 
 	// Opened is the number of streams opened: every stream Open made,
 	// including HEAD requests' and those whose first write failed.
@@ -188,6 +193,7 @@ func FlushBounds() []time.Duration { return append([]time.Duration(nil), flushBo
 // are safe for concurrent use.
 type Counters struct {
 	open     atomic.Int64
+	parked   atomic.Int64
 	opened   atomic.Uint64
 	refused  [OverflowUnavailable + 1]atomic.Uint64
 	ended    [NumEndReasons]atomic.Uint64
@@ -254,6 +260,7 @@ func (c *Counters) Stats() Stats {
 	defer c.mu.Unlock()
 	st := Stats{
 		Open:             c.open.Load(),
+		Parked:           c.parked.Load(),
 		Opened:           c.opened.Load(),
 		InvalidEvents:    c.invalid.Load(),
 		Heartbeats:       c.pings.Load(),

@@ -21,6 +21,7 @@
 // Streams ([NewStreamCollector]):
 //
 //	echosse_streams_open                    gauge    streams open now
+//	echosse_streams_parked                  gauge    open streams parked now (Config.Takeover), without a goroutine
 //	echosse_streams_opened_total            counter  streams opened
 //	echosse_streams_refused_total           counter  requests refused over MaxClients, by overflow: retry, unavailable
 //	echosse_streams_ended_total             counter  streams ended, by reason: closed, client_gone, write_timeout,

@@ -70,6 +70,7 @@ func ExampleNewStreamCollector() {
 	// echosse_streams_ended_total{reason="write_timeout"} 0
 	// echosse_streams_open 0
 	// echosse_streams_opened_total 1
+	// echosse_streams_parked 0
 	// echosse_streams_refused_total{overflow="retry"} 0
 	// echosse_streams_refused_total{overflow="unavailable"} 0
 }

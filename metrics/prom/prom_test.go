@@ -39,7 +39,7 @@ func lint(t *testing.T, c prometheus.Collector) {
 // name, with the labels and buckets the package doc gives.
 func TestStreamCollector(t *testing.T) {
 	st := sse.Stats{
-		Open: 3, Opened: 40, Refused: [2]uint64{5, 6},
+		Open: 3, Parked: 2, Opened: 40, Refused: [2]uint64{5, 6},
 		Events: 700, InvalidEvents: 8, Bytes: 9000, WrittenBytes: 4000, Heartbeats: 11,
 		Flushes:     [6]uint64{100, 4, 3, 2, 1, 1},
 		FlushTime:   12500 * time.Millisecond,
@@ -95,6 +95,9 @@ echosse_streams_ended_total{reason="write_timeout"} 22
 # HELP echosse_streams_open Streams open now.
 # TYPE echosse_streams_open gauge
 echosse_streams_open 3
+# HELP echosse_streams_parked Open streams parked now: taken over (Config.Takeover), idle, without a goroutine of their own.
+# TYPE echosse_streams_parked gauge
+echosse_streams_parked 2
 # HELP echosse_streams_opened_total Streams opened.
 # TYPE echosse_streams_opened_total counter
 echosse_streams_opened_total 40
@@ -122,8 +125,8 @@ func TestStreamCollectorOfAServer(t *testing.T) {
 	if err := reg.Register(prom.NewStreamCollector(srv)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 13+7+1 {
-		t.Errorf("gathered %d series, %v; want 21 (13 metrics, 8 reasons, 2 overflow modes)", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 14+7+1 {
+		t.Errorf("gathered %d series, %v; want 22 (14 metrics, 8 reasons, 2 overflow modes)", n, err)
 	}
 }
 

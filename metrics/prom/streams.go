@@ -16,7 +16,7 @@ type StreamSource interface {
 type streamCollector struct {
 	src StreamSource
 
-	open, opened, refused, ended         *prometheus.Desc
+	open, parked, opened, refused, ended *prometheus.Desc
 	events, invalid, encoded, written    *prometheus.Desc
 	heartbeats, flush                    *prometheus.Desc
 	compressors, compressorWaits, steals *prometheus.Desc
@@ -29,6 +29,7 @@ func NewStreamCollector(src StreamSource) prometheus.Collector {
 	return &streamCollector{
 		src:    src,
 		open:   desc("streams_open", "Streams open now."),
+		parked: desc("streams_parked", "Open streams parked now: taken over (Config.Takeover), idle, without a goroutine of their own."),
 		opened: desc("streams_opened_total", "Streams opened."),
 		refused: desc("streams_refused_total",
 			"Requests refused because MaxClients streams were open, by the overflow mode that answered them (retry: a stream with a retry hint; unavailable: 503).", "overflow"),
@@ -56,7 +57,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // Describe implements [prometheus.Collector].
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.open, c.opened, c.refused, c.ended, c.events, c.invalid, c.encoded, c.written,
+		c.open, c.parked, c.opened, c.refused, c.ended, c.events, c.invalid, c.encoded, c.written,
 		c.heartbeats, c.flush, c.compressors, c.compressorWaits, c.steals,
 	} {
 		ch <- d
@@ -67,6 +68,7 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Stats()
 	gauge(ch, c.open, float64(st.Open))
+	gauge(ch, c.parked, float64(st.Parked))
 	counter(ch, c.opened, st.Opened)
 	for o := range st.Refused {
 		counter(ch, c.refused, st.Refused[o], sse.Overflow(o).String())
