@@ -36,26 +36,10 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 		items = append(items, budgetItem{item, target, m, v})
 	}
 	ratio := func(ref, key string, limit float64, atLeast bool) func(r scenarioReport) (string, string) {
-		return func(r scenarioReport) (string, string) {
-			s, ok := ratioCell(r, "echosse / "+ref, key)
-			if !ok {
-				return "no figure", "misses"
-			}
-			ok = s.Median <= limit
-			if atLeast {
-				ok = s.Median >= limit
-			}
-			return fmtSummary(s, fmtRatio) + " (median of per-pair ratios)", verdict(ok)
-		}
+		return pairRatio("echosse / "+ref, key, limit, atLeast)
 	}
 	value := func(key string, ok func(float64) bool) func(r scenarioReport) (string, string) {
-		return func(r scenarioReport) (string, string) {
-			s, found := rowCell(r, "echosse", key)
-			if !found {
-				return "no figure", "misses"
-			}
-			return fmtSummary(s, func(x float64) string { return fmtMetric(key, x) }) + units[key], verdict(ok(s.Max))
-		}
+		return rowValue("echosse", key, ok)
 	}
 
 	add("1. Flush per event: throughput", "≥ 0.90 × raw", ratio("raw", mEventsPerSec, 0.90, true), "A1")
@@ -70,6 +54,11 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 	add("3. Idle streams: all receive a broadcast", "100%", value(mDelivered, func(float64) bool { return true }), "B1")
 	fixDelivered(&items[len(items)-1], by, "B1")
 	add("3. Idle CPU: per stream-second, beside today's path and raw", "reported", idleCPUBudget, "B3")
+	// Config.Takeover: idle streams at a third of raw's memory, as fast.
+	add("3. Taken-over idle streams (echosse-takeover): RSS per stream", "≤ 8 KiB and ≤ 0.35 × raw", takeoverRSS, "B1")
+	add("3. Taken-over idle streams: goroutines per stream", "≤ 1", rowValue("echosse-takeover", mGoroutines, func(x float64) bool { return x <= 1.005 }), "B1")
+	add("3. Taken-over streams: A1 events/s beside today's path", "≥ 0.95 × echosse", pairRatio("echosse-takeover / echosse", mEventsPerSec, 0.95, true), "A1")
+	add("3. Taken-over streams: A3 p50 latency beside today's path", "≤ 1.05 × echosse", pairRatio("echosse-takeover / echosse", mP50, 1.05, false), "A3")
 	add("4. Fan-out: every event delivered", "100%", value(mDelivered, func(float64) bool { return true }), "C1")
 	fixDelivered(&items[len(items)-1], by, "C1")
 	add("4. Fan-out: never behind schedule", fmt.Sprintf("last publish ≤ %.0f ms after its slot", onScheduleMS), value(mBehind, func(x float64) bool { return x <= onScheduleMS }), "C1")
@@ -126,17 +115,7 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 
 	// The other front doors, beside the Echo v4 door and beside raw.
 	doorRatio := func(door, key string, limit float64, atLeast bool) func(r scenarioReport) (string, string) {
-		return func(r scenarioReport) (string, string) {
-			s, ok := ratioCell(r, door+" / echosse", key)
-			if !ok {
-				return "no figure", "misses"
-			}
-			ok = s.Median <= limit
-			if atLeast {
-				ok = s.Median >= limit
-			}
-			return fmtSummary(s, fmtRatio) + " (median of per-pair ratios)", verdict(ok)
-		}
+		return pairRatio(door+" / echosse", key, limit, atLeast)
 	}
 	for _, d := range []struct{ name, label string }{{"echosse5", "Echo v5 door (echosse5)"}, {"echosse-nethttp", "net/http door (echosse-nethttp)"}} {
 		add("7. "+d.label+": events/s (A1)", "≥ 0.95 × the Echo v4 door (echosse)", doorRatio(d.name, mEventsPerSec, 0.95, true), "A1")
@@ -177,6 +156,46 @@ func evaluateBudget(reports []scenarioReport) []budgetItem {
 		return strings.Join(parts, "; "), "reported"
 	}, "D2")
 	return items
+}
+
+// pairRatio checks the median of the per-pair ratios of row pair ("a / b")
+// for key against limit: at least limit if atLeast, else at most.
+func pairRatio(pair, key string, limit float64, atLeast bool) func(r scenarioReport) (string, string) {
+	return func(r scenarioReport) (string, string) {
+		s, ok := ratioCell(r, pair, key)
+		if !ok {
+			return "no figure", "misses"
+		}
+		ok = s.Median <= limit
+		if atLeast {
+			ok = s.Median >= limit
+		}
+		return fmtSummary(s, fmtRatio) + " (median of per-pair ratios)", verdict(ok)
+	}
+}
+
+// rowValue checks the figures of row name for key, all of them (their
+// largest) with ok.
+func rowValue(name, key string, ok func(float64) bool) func(r scenarioReport) (string, string) {
+	return func(r scenarioReport) (string, string) {
+		s, found := rowCell(r, name, key)
+		if !found {
+			return "no figure", "misses"
+		}
+		return fmtSummary(s, func(x float64) string { return fmtMetric(key, x) }) + units[key], verdict(ok(s.Max))
+	}
+}
+
+// takeoverRSS checks issue 18's figure: an idle taken-over stream at most
+// 8 KiB of RSS, and at most 0.35 × raw's per pair.
+func takeoverRSS(r scenarioReport) (string, string) {
+	s, ok1 := rowCell(r, "echosse-takeover", mRSS)
+	q, ok2 := ratioCell(r, "echosse-takeover / raw", mRSS)
+	if !ok1 || !ok2 {
+		return "no figure", "misses"
+	}
+	m := fmtSummary(s, func(x float64) string { return fmtMetric(mRSS, x) }) + " KiB, " + fmtSummary(q, fmtRatio) + " raw (median of per-pair ratios)"
+	return m, verdict(s.Max <= 8 && q.Median <= 0.35)
 }
 
 // doorsBesideRef lists each door's ratio to the reference for keys: the

@@ -110,3 +110,49 @@ func TestReportDoorRatios(t *testing.T) {
 		t.Errorf("budget items:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestBudgetTakeover(t *testing.T) {
+	t.Parallel()
+	sc := &scenario{
+		ID: "B1", Title: "test", Reps: 2, Ref: "raw",
+		Variants: []variant{{Server: "raw"}, {Server: "echosse"}, {Server: "echosse-takeover"}},
+		Metrics:  []metric{{Key: mRSS, Label: "RSS KiB/stream", Better: -1, Ratio: true}, {Key: mGoroutines, Label: "goroutines/stream", Better: -1}},
+	}
+	for _, c := range []struct {
+		rss  [2]float64
+		want string
+	}{
+		{[2]float64{6, 7}, "meets"},      // 0.24× and 0.28× raw
+		{[2]float64{7.5, 8.5}, "misses"}, // over 8 KiB once
+		{[2]float64{7.5, 7.5}, "misses"}, // 7.5 KiB but 0.375× raw
+	} {
+		rss := map[string][2]float64{"raw": {25, 25}, "echosse": {27, 27}, "echosse-takeover": c.rss}
+		if c.rss == [2]float64{7.5, 7.5} {
+			rss["raw"] = [2]float64{20, 20}
+		}
+		var runs []runResult
+		for rep := range 2 {
+			for _, v := range sc.Variants {
+				runs = append(runs, runResult{Scenario: "B1", Variant: v, Name: v.String(), Rep: rep, Metrics: map[string]float64{mRSS: rss[v.Server][rep], mGoroutines: 0.06}})
+			}
+		}
+		found := 0
+		for _, it := range evaluateBudget([]scenarioReport{buildReport(sc, runs)}) {
+			switch it.Item {
+			case "3. Taken-over idle streams (echosse-takeover): RSS per stream":
+				found++
+				if it.Verdict != c.want {
+					t.Errorf("RSS %v KiB beside raw's %v: %s (%s), want %s", c.rss, rss["raw"], it.Verdict, it.Measured, c.want)
+				}
+			case "3. Taken-over idle streams: goroutines per stream":
+				found++
+				if it.Verdict != "meets" {
+					t.Errorf("0.06 goroutines per stream: %s (%s), want meets", it.Verdict, it.Measured)
+				}
+			}
+		}
+		if found != 2 {
+			t.Fatalf("found %d of the 2 budget items of taken-over idle streams", found)
+		}
+	}
+}
