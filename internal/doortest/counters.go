@@ -54,6 +54,12 @@ func testCounters(t *testing.T, d Door) {
 	want.Ended[sse.EndClosed], want.Ended[sse.EndHandlerError] = 1, 1
 	want.Events, want.Bytes, want.WrittenBytes = 2, uint64(len(body)), uint64(len(body))
 	st.Flushes, st.FlushTime = want.Flushes, want.FlushTime
+	// The held stream parks once its handler has returned, if it took
+	// its connection over (Config.Takeover).
+	if st.Parked != 0 && st.Parked != 1 {
+		t.Errorf("Stats.Parked = %d with one stream open, want 0 or 1", st.Parked)
+	}
+	want.Parked = st.Parked
 	if st != want {
 		t.Errorf("Stats:\n got %+v\nwant %+v", st, want)
 	}
