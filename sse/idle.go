@@ -1,15 +1,15 @@
 package sse
 
 // This file owns what a Server does for its idle streams: one goroutine,
-// the sweeper, runs while the Server has a stream open. At least every
-// PingInterval/8 it pokes each stream idle for 7/8 of PingInterval to
-// write a heartbeat, so that none is silent for longer than PingInterval,
-// with no timer per stream (a compressed stream keeps one, which also
-// tells it when to give its compressor back); and every tick it asks each
-// taken-over stream idle for parkAfter to park (park.go).
+// the sweeper, runs while the Server has a stream open. Every
+// PingInterval/8 it pokes each stream idle for PingInterval less that
+// period to write a heartbeat, so that none is silent for longer than
+// PingInterval, with no timer per stream (a compressed stream keeps one,
+// which also tells it when to give its compressor back). And while
+// taken-over streams have written lately, every parkAfter/2 it asks those
+// idle for parkAfter to park (park.go).
 
 import (
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,33 +26,16 @@ func init() { parkAfter.Store(int64(200 * time.Millisecond)) }
 type sweeper struct {
 	mu      sync.Mutex
 	running bool
-	wake    chan struct{} // capacity 1: the last stream ended
+	wake    chan struct{} // capacity 1: the last stream ended, or the first candidate came
 	idle    []*Stream     // taken-over streams that may park: see list
-	keep    []*Stream     // the next tick's idle, reused
+	keep    []*Stream     // the next look's idle, reused
 }
 
-// sweepEvery returns how often the sweeper of srv ticks, or 0 if it
-// need not run: its streams neither send heartbeats nor take connections
-// over.
-func (srv *Server) sweepEvery() time.Duration {
-	beats, parks := srv.cfg.PingInterval > 0, srv.cfg.Takeover
-	if !beats && !parks {
-		return 0
-	}
-	d := time.Duration(math.MaxInt64)
-	if beats {
-		d = srv.cfg.PingInterval / 8
-	}
-	if parks {
-		d = min(d, time.Duration(parkAfter.Load())/2)
-	}
-	return max(d, time.Millisecond)
-}
-
-// sweep starts the sweeper, unless it runs already; a stream has opened.
+// sweep starts the sweeper, unless it runs already or need not run (the
+// Server's streams neither send heartbeats nor take connections over); a
+// stream has opened.
 func (srv *Server) sweep() {
-	every := srv.sweepEvery()
-	if every == 0 {
+	if srv.cfg.PingInterval <= 0 && !srv.cfg.Takeover {
 		return
 	}
 	sw := &srv.sweeper
@@ -60,26 +43,25 @@ func (srv *Server) sweep() {
 	defer sw.mu.Unlock()
 	if !sw.running {
 		sw.running = true
-		go srv.runSweeper(every)
+		go srv.runSweeper()
 	}
 }
 
-// runSweeper ticks until the Server has no stream open.
-func (srv *Server) runSweeper(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+// runSweeper walks the streams for heartbeats every PingInterval/8, and
+// looks at the candidates to park every parkAfter/2 while there are any,
+// until the Server has no stream open. A Server whose streams are all
+// parked, or on net/http's path, wakes only for the walks.
+func (srv *Server) runSweeper() {
 	pi := srv.cfg.PingInterval
-	// Streams are walked every walk, at most PingInterval/8, and a
-	// heartbeat is due after PingInterval-walk idle: no stream stays
-	// idle for longer than PingInterval, and none gets a heartbeat
-	// before 7/8 of it (see beatDue).
-	walkEvery := 0
-	var due time.Duration
-	if pi > 0 {
-		walkEvery = max(int(pi/8/every), 1)
-		due = pi - time.Duration(walkEvery)*every
-	}
-	for tick := 1; ; tick++ {
+	// A heartbeat is due after PingInterval less the walk's period idle:
+	// no stream stays idle for longer than PingInterval, and none gets a
+	// heartbeat before 7/8 of it (see beatDue).
+	walk := max(pi/8, time.Millisecond)
+	due := pi - walk
+	next := time.Since(epoch) + walk // the next walk
+	t := time.NewTimer(walk)
+	defer t.Stop()
+	for {
 		select {
 		case <-t.C:
 		case <-srv.sweeper.wake:
@@ -88,10 +70,18 @@ func (srv *Server) runSweeper(every time.Duration) {
 			return
 		}
 		now := time.Since(epoch)
-		if walkEvery > 0 && tick%walkEvery == 0 {
-			srv.beat(now, due)
+		wait := time.Hour // until woken, with neither walks nor candidates
+		if pi > 0 {
+			if now >= next {
+				srv.beat(now, due)
+				next = now + walk
+			}
+			wait = next - now
 		}
-		srv.parkIdle(now)
+		if srv.parkIdle(now) {
+			wait = min(wait, max(time.Duration(parkAfter.Load())/2, time.Millisecond))
+		}
+		t.Reset(wait)
 	}
 }
 
@@ -133,10 +123,15 @@ func (srv *Server) sweeperDone() bool {
 // all: with none, it stops.
 func (srv *Server) ended(open int64) {
 	if open == 0 {
-		select {
-		case srv.sweeper.wake <- struct{}{}:
-		default:
-		}
+		srv.sweeper.poke()
+	}
+}
+
+// poke wakes the sweeper, unless a wake-up is pending already.
+func (sw *sweeper) poke() {
+	select {
+	case sw.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -149,13 +144,17 @@ func (s *Stream) list() {
 	}
 	sw := &s.srv.sweeper
 	sw.mu.Lock()
+	first := len(sw.idle) == 0
 	sw.idle = append(sw.idle, s)
 	sw.mu.Unlock()
+	if first {
+		sw.poke() // to look again in parkAfter/2
+	}
 }
 
-// parkIdle asks every candidate idle for parkAfter at now to park, and
-// keeps the others for the next tick.
-func (srv *Server) parkIdle(now time.Duration) {
+// parkIdle asks every candidate idle for parkAfter at now to park, keeps
+// the others for the next look, and reports whether any are left.
+func (srv *Server) parkIdle(now time.Duration) (left bool) {
 	sw := &srv.sweeper
 	sw.mu.Lock()
 	idle, keep := sw.idle, sw.keep[:0]
@@ -180,5 +179,7 @@ func (srv *Server) parkIdle(now time.Duration) {
 	keep = append(keep, sw.idle...)
 	clear(sw.idle)
 	sw.idle, sw.keep = keep, idle[:0]
+	left = len(keep) > 0
 	sw.mu.Unlock()
+	return left
 }
