@@ -129,17 +129,18 @@ type Config struct {
 	// straight to the connection, and the response is delimited by the
 	// connection's close (Connection: close, no chunked framing), which
 	// HTTP/1.1 permits for a response only the server ends. The handler
-	// returns at once, and a goroutine of the stream's own, started
-	// fresh, pumps it; net/http's read and write buffers, its background
+	// returns at once; net/http's read and write buffers, its background
 	// reader and the request's header go away. On Linux one goroutine
 	// for all such connections learns from epoll that a client left;
 	// elsewhere a goroutine of the stream's own, blocked in a read. A
-	// stream idle for 200 ms then parks: its pump's goroutine ends, and
-	// one goroutine for every 16 parked streams waits on their channels
-	// and starts a pump again when an event comes, or a heartbeat, the
-	// client's leaving or the stream's end (an idle stream subscribed to
-	// a broker then costs about 6.4 KiB of memory in all, against 27 KiB
-	// on net/http's path: the benchmarks module's B1).
+	// fresh goroutine pumps the stream while it has something to write;
+	// idle (from the handler's return, and 200 ms after its last event),
+	// the stream parks, with no goroutine of its own: one goroutine for
+	// every 16 parked streams waits on their channels and starts a pump
+	// again when an event comes, or a heartbeat, the client's leaving or
+	// the stream's end. An idle stream subscribed to a broker then costs
+	// about 6.4 KiB of memory in all, against 27 KiB on net/http's path
+	// (the benchmarks module's B1); Stats.Parked counts the parked ones.
 	// Over HTTP/2, for HEAD requests and behind a middleware that wraps
 	// the writer (Echo's Gzip), the stream stays on net/http's path by
 	// itself. A logger or metrics middleware sees the request end, with
