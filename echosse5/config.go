@@ -100,7 +100,7 @@ type Config struct {
 	// every 16 parked streams waits on their channels and starts a pump
 	// again when an event comes, or a heartbeat, the client's leaving or
 	// the stream's end. An idle stream subscribed to a broker then costs
-	// about 6.4 KiB of memory in all, against 27 KiB on net/http's path
+	// 6 to 7 KiB of memory in all, against 27 KiB on net/http's path
 	// (the benchmarks module's B1); Stats.Parked counts the parked ones.
 	// Over HTTP/2, for HEAD requests and behind a middleware that wraps
 	// the writer (Echo's Gzip), the stream stays on net/http's path by

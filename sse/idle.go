@@ -74,7 +74,9 @@ func (srv *Server) runSweeper() {
 		if pi > 0 {
 			if now >= next {
 				srv.beat(now, due)
-				next = now + walk
+				for next <= now { // walks keep their phase
+					next += walk
+				}
 			}
 			wait = next - now
 		}
