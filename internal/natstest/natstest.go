@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/echosse/echo-sse/internal/freeport"
 )
 
 var (
@@ -73,15 +75,9 @@ type Server struct {
 	log  string
 }
 
-// freePort returns a loopback port nothing listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a loopback port nothing listens on, one a server
+// restarted on finds free (see package freeport).
+func freePort() (int, error) { return freeport.Loopback() }
 
 // Start starts a JetStream server with its store in dir, and returns once
 // it accepts connections.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/echosse/echo-sse/internal/freeport"
 )
 
 // CLIPath is where Debian's redis-tools package (a dependency of
@@ -47,8 +49,14 @@ func StartCluster(dir string, nodeTimeout time.Duration) (*Cluster, error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
+		// Its bus port, else port + 10000: in the ephemeral range.
+		bus, err := freeport.Loopback()
+		if err != nil {
+			return nil, err
+		}
 		s, err := Start(d, false,
 			"--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(bus),
 			"--cluster-config-file", filepath.Join(d, "nodes.conf"),
 			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10),
 			// A replica's first sync starts at once, not after 5 s.

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/echosse/echo-sse/internal/freeport"
 )
 
 // Path is where Debian's redis-server package puts the server;
@@ -42,12 +44,10 @@ func Start(dir string, persist bool, options ...string) (*Server, error) {
 	if _, err := os.Stat(Path); err != nil {
 		return nil, fmt.Errorf("the tests need %s (Debian's redis-server package): run scripts/test.sh, which installs it", Path)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	s := &Server{
 		Addr: "127.0.0.1:" + strconv.Itoa(port),
 		dir:  dir,
