@@ -28,7 +28,6 @@ type sweeper struct {
 	running bool
 	wake    chan struct{} // capacity 1: the last stream ended, or the first candidate came
 	idle    []*Stream     // taken-over streams that may park: see list
-	keep    []*Stream     // the next look's idle, reused
 }
 
 // sweep starts the sweeper, unless it runs already or need not run (the
@@ -53,11 +52,10 @@ func (srv *Server) sweep() {
 // parked, or on net/http's path, wakes only for the walks.
 func (srv *Server) runSweeper() {
 	pi := srv.cfg.PingInterval
-	// A heartbeat is due after PingInterval less the walk's period idle:
-	// no stream stays idle for longer than PingInterval, and none gets a
-	// heartbeat before 7/8 of it (see beatDue).
+	// A heartbeat is due after 7/8 of PingInterval idle (beatDue), and
+	// the walks come every 1/8 of it: no stream stays idle for longer
+	// than PingInterval.
 	walk := max(pi/8, time.Millisecond)
-	due := pi - walk
 	next := time.Since(epoch) + walk // the next walk
 	t := time.NewTimer(walk)
 	defer t.Stop()
@@ -73,7 +71,7 @@ func (srv *Server) runSweeper() {
 		wait := time.Hour // until woken, with neither walks nor candidates
 		if pi > 0 {
 			if now >= next {
-				srv.beat(now, due)
+				srv.beat(now)
 				for next <= now { // walks keep their phase
 					next += walk
 				}
@@ -87,11 +85,11 @@ func (srv *Server) runSweeper() {
 	}
 }
 
-// beat pokes every stream without a timer of its own that has not
-// written for due at now, to write a heartbeat.
-func (srv *Server) beat(now, due time.Duration) {
+// beat pokes every stream without a timer of its own that is due for a
+// heartbeat at now, to write it.
+func (srv *Server) beat(now time.Duration) {
 	srv.servers.each(func(s *Stream) {
-		if s.gz == nil && now-time.Duration(s.wrote.Load()) >= due {
+		if s.gz == nil && s.beatDue(now) {
 			s.tick.Store(true)
 			s.poke()
 		}
@@ -159,9 +157,10 @@ func (s *Stream) list() {
 func (srv *Server) parkIdle(now time.Duration) (left bool) {
 	sw := &srv.sweeper
 	sw.mu.Lock()
-	idle, keep := sw.idle, sw.keep[:0]
+	idle := sw.idle
 	sw.idle = nil
 	sw.mu.Unlock()
+	keep := idle[:0]
 	after := time.Duration(parkAfter.Load())
 	for _, s := range idle {
 		switch {
@@ -175,13 +174,11 @@ func (srv *Server) parkIdle(now time.Duration) (left bool) {
 			keep = append(keep, s)
 		}
 	}
-	clear(idle)
+	clear(idle[len(keep):])
 	sw.mu.Lock()
 	// Candidates listed during the walk join the ones kept.
-	keep = append(keep, sw.idle...)
-	clear(sw.idle)
-	sw.idle, sw.keep = keep, idle[:0]
-	left = len(keep) > 0
+	sw.idle = append(keep, sw.idle...)
+	left = len(sw.idle) > 0
 	sw.mu.Unlock()
 	return left
 }

@@ -11,6 +11,7 @@ package sse
 // that may then be receiving from its channel.
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/echosse/echo-sse/event"
@@ -28,11 +29,7 @@ const (
 const parkSlots = 16
 
 // errParked is what the pump returns when the stream has parked.
-var errParked = parkedError{}
-
-type parkedError struct{}
-
-func (parkedError) Error() string { return "echosse: the stream parked" }
+var errParked = errors.New("echosse: the stream parked")
 
 // parkGroups is the process's groups with a free slot.
 type parkGroups struct {

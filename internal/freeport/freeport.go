@@ -21,14 +21,7 @@ const base = 10000
 // ephemeral range (net.ipv4.ip_local_port_range), or one the kernel
 // picks when the range leaves no room below it.
 func Loopback() (int, error) {
-	lo := 32768 // Linux's default
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				lo = n
-			}
-		}
-	}
+	lo := ephemeralLow()
 	if lo <= base+1000 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -47,4 +40,16 @@ func Loopback() (int, error) {
 		return p, nil
 	}
 	return 0, fmt.Errorf("freeport: no free loopback port between %d and %d", base, lo)
+}
+
+// ephemeralLow returns the lowest port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768 // Linux's default
 }

@@ -2,9 +2,7 @@ package freeport
 
 import (
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -15,10 +13,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestLoopback: the ports Loopback returns are free, and below the
 // kernel's ephemeral range when there is room below it.
 func TestLoopback(t *testing.T) {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		lo, _ = strconv.Atoi(strings.Fields(string(b))[0])
-	}
+	lo := ephemeralLow()
 	for range 20 {
 		p, err := Loopback()
 		if err != nil {
